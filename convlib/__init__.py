@@ -1,0 +1,21 @@
+"""convlib — the reference answers of the course "Vectorizing convolutions in NumPy".
+
+Layout: activations NHWC ``(N, H, W, C)``, weights HWIO ``(KH, KW, C_in, C_out)``,
+bias ``(C_out,)``. The ladder, one module per rung, each with the same signatures
+``conv2d(x, w, b=None, *, stride, padding, dilation)`` and
+``conv2d_backward(dy, x, w, *, stride, padding, dilation) -> (dx, dw, db)``:
+
+* :mod:`convlib.loops`   — quadruple for-loops (the ground truth)
+* :mod:`convlib.strided` — stride tricks + tensordot; the dilated backward pass
+* :mod:`convlib.im2col`  — column matrix + one GEMM; col2im
+
+:func:`conv2d` and :func:`conv2d_backward` here pick the fastest correct one.
+Shape arithmetic lives in :mod:`convlib.shapes`; gradient checks in :mod:`convlib.gradcheck`.
+"""
+from . import gradcheck, im2col, loops, shapes, strided
+from .dispatch import conv2d, conv2d_backward
+from .strided import conv_transpose2d, dilate, windows
+
+__all__ = ["conv2d", "conv2d_backward", "conv_transpose2d", "windows", "dilate",
+           "loops", "strided", "im2col", "shapes", "gradcheck"]
+__version__ = "0.1.0"
