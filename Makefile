@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab test clean
+.PHONY: help venv lab test notebooks clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -27,8 +27,12 @@ venv: $(STAMP) ## create or update the environment in .venv
 lab: $(STAMP) ## open the course in JupyterLab
 	$(PY) -m jupyter lab $(ROOT_FLAG) notebooks/
 
-test: $(STAMP) ## run every test: unit tests and the notebooks (nbval)
-	$(PY) -m pytest
+test: $(STAMP) ## run every test: unit tests and the notebooks (strict nbval)
+	$(PY) -m instructor.notebooks check
+	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg
+
+notebooks: $(STAMP) ## rebuild and execute notebooks from notebooks/src (e.g. make notebooks NB="03 04")
+	$(PY) -m instructor.notebooks build $(NB)
 
 clean: ## remove caches and build output (keeps .venv)
 	rm -rf .pytest_cache .hypothesis build dist grades artifacts
