@@ -170,7 +170,8 @@ def conv_transpose2d(y, w, *, stride=1, padding=0, dilation=1, output_padding=0)
     It is exactly the dx of :func:`conv2d_backward` with ``dy = y``: the transposed
     convolution maps a conv's output space back to its input space. ``output_padding``
     (< max(stride, dilation)) chooses among the input heights the floor maps to H_y.
-    PyTorch stores this kernel as ``(C_in, C_out, KH, KW)``: ``w.transpose(2, 3, 0, 1)``.
+    PyTorch's ``conv_transpose2d`` takes the forward conv's OIHW tensor unchanged,
+    ``w.transpose(3, 2, 0, 1)``, reading it as (its in_channels, its out_channels, KH, KW).
     """
     y, w, g = prepare_transpose(y, w, stride=stride, padding=padding, dilation=dilation,
                                 output_padding=output_padding)

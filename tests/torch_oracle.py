@@ -1,0 +1,72 @@
+"""PyTorch as the outside oracle (NCHW/OIHW under the hood; NHWC/HWIO at the interface).
+
+Used by tests/golden/make_golden.py (which writes the fixtures users' test runs compare
+against, without torch) and by tests/test_torch_live.py (CI). Padding is passed to PyTorch
+as explicit ((top, bottom), (left, right)); 'same' and 'valid' are resolved here from their
+definitions (TensorFlow SAME: out = ceil(n / s), the odd row at the end), independently of
+convlib.shapes.
+"""
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def explicit_pads(padding, in_hw, kernel_hw, stride, dilation):
+    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)
+    stride, dilation = pair(stride), pair(dilation)
+    if padding == "valid":
+        return ((0, 0), (0, 0))
+    if padding == "same":
+        pads = []
+        for n, k, s, d in zip(in_hw, kernel_hw, stride, dilation):
+            total = max((math.ceil(n / s) - 1) * s + d * (k - 1) + 1 - n, 0)
+            pads.append((total // 2, total - total // 2))
+        return tuple(pads)
+    if isinstance(padding, int):
+        return ((padding, padding), (padding, padding))
+    if all(isinstance(p, int) for p in padding):
+        return tuple((p, p) for p in padding)
+    return tuple(tuple(p) for p in padding)
+
+
+def _nchw(a):
+    return torch.tensor(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
+
+
+def _oihw(w):
+    return torch.tensor(np.ascontiguousarray(w.transpose(3, 2, 0, 1)))
+
+
+def _forward(xt, wt, bt, in_hw, kernel_hw, stride, padding, dilation):
+    (top, bottom), (left, right) = explicit_pads(padding, in_hw, kernel_hw, stride, dilation)
+    return F.conv2d(F.pad(xt, (left, right, top, bottom)), wt, bt, stride=stride,
+                    dilation=dilation)
+
+
+def _nhwc(t):
+    return t.detach().numpy().transpose(0, 2, 3, 1)
+
+
+def conv2d(x, w, b, *, stride, padding, dilation):
+    """-> y (N, H_out, W_out, C_out)."""
+    return _nhwc(_forward(_nchw(x), _oihw(w), torch.tensor(b), x.shape[1:3], w.shape[:2],
+                          stride, padding, dilation))
+
+
+def conv2d_with_grads(x, w, b, dy, *, stride, padding, dilation):
+    """-> y (N, H_out, W_out, C_out), dx, dw (HWIO), db, all as NumPy arrays."""
+    xt, wt = _nchw(x).requires_grad_(), _oihw(w).requires_grad_()
+    bt = torch.tensor(b).requires_grad_()
+    y = _forward(xt, wt, bt, x.shape[1:3], w.shape[:2], stride, padding, dilation)
+    y.backward(_nchw(dy))
+    return _nhwc(y), _nhwc(xt.grad), wt.grad.numpy().transpose(2, 3, 1, 0), bt.grad.numpy()
+
+
+def conv_transpose2d(y, w, *, stride, padding, dilation, output_padding):
+    """PyTorch's conv_transpose2d. It takes the forward conv's own OIHW weight tensor:
+    (C_out, C_in, KH, KW) reads as (its in_channels, its out_channels, KH, KW)."""
+    out = F.conv_transpose2d(_nchw(y), _oihw(w), stride=stride, padding=padding,
+                             dilation=dilation, output_padding=output_padding)
+    return out.numpy().transpose(0, 2, 3, 1)
