@@ -132,7 +132,7 @@ print("output shape:    ", g.output_shape)
 # %%
 def out_size_table(cases):
     """Print H_out for (H, k, s, p, d) cases, computed by convlib.shapes."""
-    print(f"{'H':>3} {'k':>3} {'s':>3} {'p':>3} {'d':>3} | {'k_eff':>5} {'H+2p':>5} {'H_out':>5} {'unread':>6}")
+    print(f"{'H':>3} {'k':>3} {'s':>3} {'p':>3} {'d':>3} | {'k_eff':>5} {'H_pad':>5} {'H_out':>5} {'unread':>6}")
     for H, k, s, p, d in cases:
         g = shapes.conv_geometry((1, H, H, 1), (k, k, 1, 1), stride=s, padding=p, dilation=d)
         print(f"{H:3d} {k:3d} {s:3d} {p:3d} {d:3d} | {g.effective_kernel_hw[0]:5d} "
