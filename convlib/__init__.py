@@ -8,17 +8,18 @@ bias ``(C_out,)``. The ladder, one module per rung, each with the same signature
 * :mod:`convlib.loops`   — quadruple for-loops (the ground truth)
 * :mod:`convlib.strided` — stride tricks + tensordot; the dilated backward pass
 * :mod:`convlib.im2col`  — column matrix + one GEMM; col2im
+* :mod:`convlib.taps`    — one GEMM per kernel tap on shifted views: fast, no big copies
 
 :func:`conv2d` and :func:`conv2d_backward` here pick the fastest correct one.
 Shape arithmetic lives in :mod:`convlib.shapes`; gradient checks in :mod:`convlib.gradcheck`.
 """
-from . import gradcheck, im2col, loops, shapes, strided
+from . import gradcheck, im2col, loops, shapes, strided, taps
 from .dispatch import conv2d, conv2d_backward
 from .strided import conv_transpose2d, dilate, windows
 
 # The rungs of the ladder, slowest first; every one has the same conv2d/conv2d_backward.
-implementations = {"loops": loops, "strided": strided, "im2col": im2col}
+implementations = {"loops": loops, "strided": strided, "im2col": im2col, "taps": taps}
 
 __all__ = ["conv2d", "conv2d_backward", "conv_transpose2d", "windows", "dilate",
-           "loops", "strided", "im2col", "shapes", "gradcheck", "implementations"]
+           "loops", "strided", "im2col", "taps", "shapes", "gradcheck", "implementations"]
 __version__ = "0.1.0"
