@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab test notebooks clean
+.PHONY: help venv lab test notebooks bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -34,6 +34,9 @@ test: $(STAMP) ## run every test: unit tests and the notebooks (strict nbval)
 
 notebooks: $(STAMP) ## rebuild and execute notebooks from notebooks/src (e.g. make notebooks NB="03 04")
 	$(PY) -m instructor.notebooks build $(NB)
+
+bench: $(STAMP) ## time every implementation against the GEMM floor (and PyTorch if installed)
+	$(PY) benchmarks/bench.py --plot artifacts/bench.png
 
 clean: ## remove caches and build output (keeps .venv)
 	rm -rf .pytest_cache .hypothesis build dist grades artifacts
