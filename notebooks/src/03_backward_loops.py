@@ -113,12 +113,16 @@ def conv_backward_buggy(dZ, A_prev, W, *, stride=1, pad=0):
 # $10^{-9}$ or better; a wrong one is off by $10^{-2}$ or more.
 
 # %%
+def show(errors, tol=1e-8):
+    """One line per gradient: its relative error against finite differences, and a verdict."""
+    for name, err in errors.items():
+        print(f"  {name}: max rel error {err:.1e}  {'ok' if err < tol else 'WRONG'}")
+
+
 x = rng.standard_normal((2, 5, 5, 3))
 w = rng.standard_normal((3, 3, 3, 4))
-
-errors = gradcheck.check_conv2d_backward(conv_forward, conv_backward_buggy, x, w,
-                                         seed=0, stride=1, pad=1)
-print({name: bool(err < 1e-8) for name, err in errors.items()})
+show(gradcheck.check_conv2d_backward(conv_forward, conv_backward_buggy, x, w,
+                                     seed=0, stride=1, pad=1))
 
 # %% [markdown]
 # All three agree at `pad = 1`. Now try `pad = 0`:
@@ -173,10 +177,9 @@ def conv_backward(dZ, A_prev, W, *, stride=1, pad=0):
 dA_prev, dW, db = conv_backward(dZ, x, w, stride=1, pad=0)
 print("pad=0: dA_prev", dA_prev.shape)
 for stride, pad in [(1, 0), (1, 1), (2, 0), (2, 1), (3, 2)]:
-    errors = gradcheck.check_conv2d_backward(conv_forward, conv_backward, x, w,
-                                             seed=1, stride=stride, pad=pad)
-    print(f"stride {stride}, pad {pad}: gradient check passes:",
-          {name: bool(err < 1e-8) for name, err in errors.items()})
+    print(f"stride {stride}, pad {pad}:")
+    show(gradcheck.check_conv2d_backward(conv_forward, conv_backward, x, w,
+                                         seed=1, stride=stride, pad=pad))
 
 # %% [markdown]
 # ## Rows no window reads get zero gradient

@@ -118,9 +118,9 @@ for stride, dilation in [(1, 1), (2, 1), (1, 2), (3, 2)]:
 # %% [markdown]
 # ## Why `as_strided` is dangerous
 #
-# `as_strided` believes whatever shape and strides you give it. NumPy's documentation puts
-# it bluntly: it "can easily lead to memory corruption or even crash your program". Three
-# ways it bites:
+# `as_strided` believes whatever shape and strides you give it; NumPy's documentation warns
+# that wrong ones make elements point to invalid memory, which corrupts results or crashes
+# the program. Three ways it bites:
 #
 # ### 1. Reading outside the array
 #
@@ -161,8 +161,9 @@ print("windows that changed:", int(np.sum(np.any(v != 0, axis=(3, 4, 5)))), "of 
 
 # %% [markdown]
 # An in-place update such as `v *= 2` would hit the centre pixel four times. Gradients
-# accumulate with `+=`, so this is an easy mistake to make in a backward pass; the windows
-# must be **read-only**, and the scatter-add of notebook 7 needs another tool.
+# accumulate with `+=`, so this is an easy mistake to make in a backward pass. Window views
+# must be **read-only**; the vectorized backward passes (notebooks 6–8) only ever *read*
+# through them.
 #
 # ### 3. Strides computed from the shape
 #
