@@ -1,0 +1,200 @@
+"""Immediate feedback for the exercises: run right after you implement a function.
+
+    >>> from convlib import check
+    >>> check.windows()                                             # doctest: +SKIP
+    Checking windows() in convlib/strided.py on 5 cases:
+      ✓ stride 2, pad 1, height not divisible  (max rel error 0.0e+00)
+      ...
+
+Each check runs your function on a few cases — stride > 1, pad = 0, non-square kernels,
+sizes the stride does not divide, asymmetric padding, dilation, float32 — and compares
+with expected results stored in ``check_data.npz`` (made from the reference solution,
+which is itself tested against PyTorch). A ✗ line says what differs and, when the
+mistake looks like a classic one, names it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import im2col, loops, strided
+from .gradcheck import rel_error
+from .shapes import conv_geometry, pad
+
+DATA = Path(__file__).with_name("check_data.npz")
+
+
+@dataclass
+class Case:
+    name: str
+    x: np.ndarray
+    w: np.ndarray
+    b: np.ndarray
+    dy: np.ndarray
+    hyper: dict
+
+    @property
+    def geometry(self):
+        return conv_geometry(self.x.shape, self.w.shape, **self.hyper)
+
+    @property
+    def strided(self) -> bool:
+        return self.geometry.stride != (1, 1)
+
+
+@dataclass
+class Exercise:
+    """What to call (``run``), where it lives, and the names of its outputs."""
+    where: str                       # "convlib/strided.py"
+    function: str                    # "windows()"
+    outputs: tuple                   # names of the returned arrays
+    run: Callable                    # run(case) -> tuple of arrays
+
+
+def _transpose_args(case):
+    g = case.geometry
+    return dict(stride=g.stride, padding=g.pads, dilation=g.dilation, output_padding=g.extra)
+
+
+EXERCISES = {
+    "loops_forward": Exercise("convlib/loops.py", "conv2d()", ("y",),
+                              lambda c: (loops.conv2d(c.x, c.w, c.b, **c.hyper),)),
+    "loops_backward": Exercise("convlib/loops.py", "conv2d_backward()", ("dx", "dw", "db"),
+                               lambda c: loops.conv2d_backward(c.dy, c.x, c.w, **c.hyper)),
+    "windows": Exercise("convlib/strided.py", "windows()", ("windows",),
+                        lambda c: (strided.windows(pad(c.x, c.geometry), c.geometry.kernel_hw,
+                                                   c.geometry.stride, c.geometry.dilation),)),
+    "strided_forward": Exercise("convlib/strided.py", "conv2d()", ("y",),
+                                lambda c: (strided.conv2d(c.x, c.w, c.b, **c.hyper),)),
+    "im2col_forward": Exercise("convlib/im2col.py", "im2col() and conv2d()", ("cols", "y"),
+                               lambda c: (im2col.im2col(pad(c.x, c.geometry), c.geometry),
+                                          im2col.conv2d(c.x, c.w, c.b, **c.hyper))),
+    "weight_gradients": Exercise("convlib/strided.py", "weight_gradients()", ("dw", "db"),
+                                 lambda c: strided.weight_gradients(c.dy, pad(c.x, c.geometry),
+                                                                    c.geometry)),
+    "dilate": Exercise("convlib/strided.py", "dilate()", ("dilated",),
+                       lambda c: (strided.dilate(c.dy, c.geometry.stride),)),
+    "input_gradient": Exercise("convlib/strided.py", "input_gradient()", ("dx",),
+                               lambda c: (strided.input_gradient(c.dy, c.w, c.geometry),)),
+    "im2col_backward": Exercise("convlib/im2col.py", "col2im() and conv2d_backward()", ("dx", "dw", "db"),
+                                lambda c: im2col.conv2d_backward(c.dy, c.x, c.w, **c.hyper)),
+    "conv_transpose2d": Exercise("convlib/strided.py", "conv_transpose2d()", ("out",),
+                                 lambda c: (strided.conv_transpose2d(c.dy, c.w, **_transpose_args(c)),)),
+}
+
+# Diagnoses that compare with the output a classic mistake produces (stored in the data
+# file by instructor/make_check_data.py): name -> what to tell the student.
+BUG_MESSAGES = {
+    "missing_stride": "the window start ignores the stride (use vert_start = i * stride)",
+    "not_rotated": "the kernel is not rotated by 180° (w[::-1, ::-1])",
+    "not_dilated": "dZ is not dilated by the stride before padding (stride − 1 zeros between rows)",
+    "pad_by_p": "dZ is padded by the conv's padding p instead of dilation·(k − 1)",
+    "swapped_kernel_axes": "the kernel axes (KH, KW) are swapped",
+    "no_bias": "the bias is not added",
+}
+
+
+def load_cases(path=DATA) -> list[Case]:
+    data = np.load(path)
+    names = json.loads(str(data["case_names"]))
+    return [Case(name, data[f"case{k}/x"], data[f"case{k}/w"], data[f"case{k}/b"],
+                 data[f"case{k}/dy"], json.loads(str(data[f"case{k}/hyper"])))
+            for k, name in enumerate(names)]
+
+
+def _diagnose_shape(got, want, case, output) -> str:
+    """Explain a shape mismatch in words, naming the classic mistakes."""
+    g = case.geometry
+    if 0 in got.shape and g.pads[0][0] == 0:
+        return ("an empty array at padding 0: x_pad[p:-p] is empty when p = 0 "
+                "(-0 == 0); crop with x_pad[top:top + H] instead")
+    if sorted(got.shape) == sorted(want.shape):
+        return f"the axes are in the wrong order (shape {got.shape}, expected {want.shape})"
+    if output == "dx" and got.shape[1:3] == tuple(h - sum(p) for h, p in zip(g.in_hw, g.pads)):
+        return ("the stride-1 windows over the padded dZ must have as many rows as the "
+                "*padded* input (H + top + bottom), not the unpadded one")
+    return f"shape {got.shape}, expected {want.shape}"
+
+
+def _compare(got, want, bugs, case, output):
+    """-> (ok, error, message)."""
+    got = np.asarray(got)
+    if got.shape != want.shape:
+        return False, None, _diagnose_shape(got, want, case, output)
+    if got.dtype != want.dtype:
+        return False, None, f"dtype {got.dtype}, expected {want.dtype} (float32 must stay float32)"
+    error = rel_error(got, want)
+    tolerance = 1e-4 if want.dtype == np.float32 else 1e-9
+    if error <= tolerance:
+        return True, error, ""
+    for name, bug_output in bugs.items():
+        if bug_output.shape == got.shape and rel_error(got, bug_output) <= tolerance:
+            return False, error, "likely bug: " + BUG_MESSAGES[name]
+    return False, error, ""
+
+
+def run(exercise_name: str, path=DATA) -> dict:
+    """Run one exercise's check and print the report. Returns a summary dict (for tests)."""
+    ex = EXERCISES[exercise_name]
+    data = np.load(path)
+    cases = load_cases(path)
+    print(f"Checking {ex.function} in {ex.where} on {len(cases)} cases:")
+    results = []
+    for k, case in enumerate(cases):
+        try:
+            outputs = ex.run(case)
+        except NotImplementedError as e:
+            hint = str(e) or f"open {ex.where} and fill in {ex.function}"
+            print(f"  … not implemented yet: {hint}")
+            return {"implemented": False, "passed": 0, "total": len(cases)}
+        except Exception as e:  # a student's crash is feedback, not a traceback
+            print(f"  ✗ {case.name}  — raised {type(e).__name__}: {e}")
+            results.append(False)
+            continue
+        verdicts = []
+        for name, got in zip(ex.outputs, outputs):
+            want = data[f"expected/{exercise_name}/{k}/{name}"]
+            prefix = f"bug/{exercise_name}/{k}/{name}/"
+            bugs = {key[len(prefix):]: data[key] for key in data.files if key.startswith(prefix)}
+            verdicts.append((name, *_compare(got, want, bugs, case, name)))
+        ok = all(v[1] for v in verdicts)
+        errors = [v[2] for v in verdicts if v[2] is not None]
+        err = f"  (max rel error {max(errors):.1e})" if errors else ""
+        notes = "; ".join(f"{name}: {msg}" if len(verdicts) > 1 else msg
+                          for name, good, _, msg in verdicts if not good and msg)
+        print(f"  {'✓' if ok else '✗'} {case.name}{err}" + (f" — {notes}" if notes else ""))
+        results.append(ok)
+    passed = sum(results)
+    if passed == len(cases):
+        print(f"All {len(cases)} cases pass.")
+    else:
+        hint = ""
+        if all(ok or case.strided for ok, case in zip(results, cases)):
+            hint = " Only the cases with stride > 1 fail: look at how the stride enters."
+        print(f"{passed} of {len(cases)} cases pass.{hint}")
+    return {"implemented": True, "passed": passed, "total": len(cases)}
+
+
+def _make_check(name):
+    def check():
+        run(name)
+    ex = EXERCISES[name]
+    check.__name__ = name
+    check.__doc__ = f"Check {ex.function} in {ex.where} and print a report."
+    return check
+
+
+loops_forward = _make_check("loops_forward")
+loops_backward = _make_check("loops_backward")
+windows = _make_check("windows")
+strided_forward = _make_check("strided_forward")
+im2col_forward = _make_check("im2col_forward")
+weight_gradients = _make_check("weight_gradients")
+dilate = _make_check("dilate")
+input_gradient = _make_check("input_gradient")
+im2col_backward = _make_check("im2col_backward")
+conv_transpose2d = _make_check("conv_transpose2d")

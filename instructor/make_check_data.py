@@ -1,0 +1,105 @@
+"""Write convlib/check_data.npz: the cases, the expected outputs, and the classic bugs' outputs.
+
+    .venv/bin/python -m instructor.make_check_data
+
+Run from the instructor tree, where convlib holds the full solution (itself tested
+against PyTorch by tests/test_torch_golden.py). The student release ships the file, so
+the checks work after the solutions are stripped. tests/test_check.py verifies that the
+committed file equals what this script produces now.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+
+import convlib
+from convlib import check, strided
+from convlib.shapes import pad
+
+# name, x shape, w shape, hyper-parameters, dtype
+CASES = [
+    ("stride 2, pad 1, height not divisible", (2, 8, 7, 3), (3, 3, 3, 4), dict(stride=2, padding=1), "float64"),
+    ("pad 0, non-square kernel", (1, 6, 7, 2), (2, 3, 2, 3), dict(stride=1, padding=0), "float64"),
+    ("stride (3, 2), asymmetric pad", (2, 9, 8, 2), (3, 2, 2, 2), dict(stride=(3, 2), padding=((1, 0), (0, 2))), "float64"),
+    ("dilation 2, 'same' padding", (1, 7, 6, 2), (3, 3, 2, 2), dict(stride=1, padding="same", dilation=2), "float64"),
+    ("float32, stride 2, pad 0", (2, 7, 9, 3), (3, 3, 3, 2), dict(stride=2, padding=0), "float32"),
+]
+
+
+def make_cases(seed=20261124):
+    rng = np.random.default_rng(seed)
+    cases = []
+    for name, xs, ws, hyper, dtype in CASES:
+        x = rng.standard_normal(xs).astype(dtype)
+        w = rng.standard_normal(ws).astype(dtype)
+        b = rng.standard_normal(ws[3]).astype(dtype)
+        g = convlib.shapes.conv_geometry(xs, ws, **hyper)
+        dy = rng.standard_normal(g.output_shape).astype(dtype)   # random, never all-ones
+        cases.append(check.Case(name, x, w, b, dy, hyper))
+    return cases
+
+
+@contextmanager
+def _undilated():
+    with mock.patch.object(strided, "dilate", lambda a, stride: np.asarray(a)):
+        yield
+
+
+def bug_outputs(exercise, case):
+    """{output name: {bug name: what that bug returns}} for one exercise and case."""
+    g = case.geometry
+    g1 = dataclasses.replace(g, stride=(1, 1))
+    ho, wo = g.out_hw
+    x_pad = pad(case.x, g)
+    bugs = {}
+    if exercise in ("loops_forward", "strided_forward", "im2col_forward"):
+        cols = strided.windows(x_pad, g.kernel_hw, 1, g.dilation)[:, :ho, :wo]
+        y_no_stride = np.tensordot(cols, case.w, axes=([3, 4, 5], [0, 1, 2])) + case.b
+        no_bias = strided.conv2d(case.x, case.w, **case.hyper)
+        bugs["y"] = {"missing_stride": y_no_stride, "no_bias": no_bias}
+    if exercise in ("loops_backward", "im2col_backward"):
+        cols = strided.windows(x_pad, g.kernel_hw, 1, g.dilation)[:, :ho, :wo]
+        bugs["dx"] = {"missing_stride": strided.input_gradient(case.dy, case.w, g1)}
+        bugs["dw"] = {"missing_stride": np.tensordot(cols, case.dy, axes=([0, 1, 2], [0, 1, 2]))}
+    if exercise in ("input_gradient", "conv_transpose2d"):
+        with _undilated():
+            not_dilated = strided.input_gradient(case.dy, case.w, g)
+        not_rotated = strided.input_gradient(case.dy, case.w[::-1, ::-1], g)
+        bugs["dx" if exercise == "input_gradient" else "out"] = {
+            "not_dilated": not_dilated, "not_rotated": not_rotated}
+    return bugs
+
+
+def build():
+    cases = make_cases()
+    arrays = {"case_names": np.array(json.dumps([c.name for c in cases]))}
+    for k, case in enumerate(cases):
+        for key in ("x", "w", "b", "dy"):
+            arrays[f"case{k}/{key}"] = getattr(case, key)
+        arrays[f"case{k}/hyper"] = np.array(json.dumps(case.hyper))
+        for name, ex in check.EXERCISES.items():
+            outputs = [np.ascontiguousarray(o) for o in ex.run(case)]
+            for out_name, out in zip(ex.outputs, outputs):
+                arrays[f"expected/{name}/{k}/{out_name}"] = out
+            for out_name, bugs in bug_outputs(name, case).items():
+                want = arrays[f"expected/{name}/{k}/{out_name}"]
+                for bug, value in bugs.items():
+                    # store only bugs that this case can tell apart from the right answer
+                    if value.shape != want.shape or not np.allclose(value, want):
+                        arrays[f"bug/{name}/{k}/{out_name}/{bug}"] = value.astype(want.dtype)
+    return arrays
+
+
+def main(path: Path = check.DATA):
+    arrays = build()
+    np.savez_compressed(path, **arrays)
+    print(f"wrote {path} ({path.stat().st_size} bytes, {len(arrays)} arrays)")
+
+
+if __name__ == "__main__":
+    main()
