@@ -1,0 +1,89 @@
+"""The exercise checks: right answers pass, stubs are 'not implemented yet', classic bugs
+are named — and the stored expected data is what the reference solution produces now."""
+from unittest import mock
+
+import numpy as np
+import pytest
+
+from convlib import check, loops, shapes, strided
+from instructor import make_check_data
+
+N_CASES = len(make_check_data.CASES)
+
+
+def test_stored_data_is_what_the_reference_produces():
+    fresh = make_check_data.build()
+    stored = np.load(check.DATA)
+    assert set(stored.files) == set(fresh)
+    for key, value in fresh.items():
+        np.testing.assert_array_equal(stored[key], value, err_msg=key)
+
+
+def test_cases_cover_what_students_get_wrong():
+    cases = check.load_cases()
+    assert any(c.strided and any(c.geometry.extra) for c in cases)      # floor drops rows
+    assert any(c.geometry.pads == ((0, 0), (0, 0)) for c in cases)      # pad 0
+    assert any(c.geometry.kernel_hw[0] != c.geometry.kernel_hw[1] for c in cases)
+    assert any(c.geometry.dilation != (1, 1) for c in cases)
+    assert any(c.x.dtype == np.float32 for c in cases)
+    assert any(lo != hi for c in cases for lo, hi in c.geometry.pads)
+
+
+@pytest.mark.parametrize("name", sorted(check.EXERCISES))
+def test_reference_passes_every_case(name, capsys):
+    summary = check.run(name)
+    out = capsys.readouterr().out
+    assert summary == {"implemented": True, "passed": N_CASES, "total": N_CASES}
+    assert out.count("✓") == N_CASES and "✗" not in out
+    assert "max rel error" in out
+
+
+@pytest.mark.parametrize("name", sorted(check.EXERCISES))
+def test_unimplemented_exercise_is_reported_not_raised(name, capsys):
+    def stub(*args, **kwargs):
+        raise NotImplementedError
+    module_name = check.EXERCISES[name].where.split("/")[1][:-3]
+    module = {"loops": loops, "strided": strided, "im2col": check.im2col}[module_name]
+    function = check.EXERCISES[name].function.split("()")[0].split()[-1]
+    with mock.patch.object(module, function, stub):
+        summary = check.run(name)
+    out = capsys.readouterr().out
+    assert not summary["implemented"]
+    assert f"not implemented yet: open {check.EXERCISES[name].where}" in out
+
+
+def _missing_stride(i, j, g):
+    (eh, ew), (dh, dw) = g.effective_kernel_hw, g.dilation
+    return slice(i, i + eh, dh), slice(j, j + ew, dw)
+
+
+def _crop_with_minus_pad(dy, x, w, **hyper):
+    dx, dw, db = strided.conv2d_backward(dy, x, w, **hyper)
+    g = shapes.conv_geometry(x.shape, w.shape, **hyper)
+    p = g.pads[0][0]
+    dx_pad = shapes.pad(dx, g)
+    return dx_pad[:, p:-p, p:-p], dw, db
+
+
+_input_gradient = strided.input_gradient
+
+SEEDED_BUGS = [  # (exercise, patch target, replacement, words the report must contain)
+    ("loops_forward", (loops, "window_slices"), _missing_stride, "ignores the stride"),
+    ("loops_backward", (loops, "window_slices"), _missing_stride, "ignores the stride"),
+    ("loops_backward", (loops, "conv2d_backward"), _crop_with_minus_pad, "x_pad[p:-p] is empty"),
+    ("input_gradient", (strided, "dilate"), lambda a, stride: a, "not dilated"),
+    ("input_gradient", (strided, "input_gradient"),
+     lambda dy, w, g: _input_gradient(dy, w[::-1, ::-1], g), "not rotated"),
+    ("strided_forward", (strided, "conv2d"),      # H and W swapped in the output
+     lambda x, w, b=None, **h: np.transpose(check.im2col.conv2d(x, w, b, **h), (0, 2, 1, 3)),
+     "axes are in the wrong order"),
+]
+
+
+@pytest.mark.parametrize("exercise, target, bug, words", SEEDED_BUGS)
+def test_classic_bugs_fail_and_are_named(exercise, target, bug, words, capsys):
+    with mock.patch.object(*target, bug):
+        summary = check.run(exercise)
+    out = capsys.readouterr().out
+    assert summary["implemented"] and summary["passed"] < summary["total"]
+    assert "✗" in out and words in out, out
