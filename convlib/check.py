@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import im2col, loops, strided
+from . import im2col, loops, strided, taps
 from .gradcheck import rel_error
 from .shapes import conv_geometry, pad
 
@@ -84,6 +84,9 @@ EXERCISES = {
                                 lambda c: im2col.conv2d_backward(c.dy, c.x, c.w, **c.hyper)),
     "conv_transpose2d": Exercise("convlib/strided.py", "conv_transpose2d()", ("out",),
                                  lambda c: (strided.conv_transpose2d(c.dy, c.w, **_transpose_args(c)),)),
+    "taps": Exercise("convlib/taps.py", "conv2d() and conv2d_backward()", ("y", "dx", "dw", "db"),
+                     lambda c: (taps.conv2d(c.x, c.w, c.b, **c.hyper),
+                                *taps.conv2d_backward(c.dy, c.x, c.w, **c.hyper))),
 }
 
 # Diagnoses that compare with the output a classic mistake produces (stored in the data
@@ -198,3 +201,4 @@ dilate = _make_check("dilate")
 input_gradient = _make_check("input_gradient")
 im2col_backward = _make_check("im2col_backward")
 conv_transpose2d = _make_check("conv_transpose2d")
+taps_forward_backward = _make_check("taps")
