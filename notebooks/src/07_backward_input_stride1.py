@@ -17,6 +17,7 @@
 # %%
 %load_ext autoreload
 %autoreload 2
+%matplotlib inline
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
