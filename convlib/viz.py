@@ -9,6 +9,9 @@ the cell's value). What a figure draws comes from small helper functions —
 """
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -249,14 +252,38 @@ def explorer():
         dilation=widgets.IntSlider(1, 1, 3, description="dilation d"),
     )
 
-    def draw(in_size, kernel, stride, padding, dilation):
+    def outputs(in_size, kernel, stride, padding, dilation):
+        """The explanation and the picture, as notebook output dicts (PNG made here, so
+        the picture shows whatever the matplotlib backend)."""
         text = explain(in_size, kernel, stride, padding, dilation)
-        print(text)
+        result = [{"output_type": "stream", "name": "stdout", "text": text + "\n"}]
         if not text.startswith("Not a valid"):
-            display(sliding_window((in_size, in_size), (kernel, kernel), stride=stride,
-                                   padding=padding, dilation=dilation, out_pos=(0, 0)))
+            fig = sliding_window((in_size, in_size), (kernel, kernel), stride=stride,
+                                 padding=padding, dilation=dilation, out_pos=(0, 0))
+            png = io.BytesIO()
+            fig.savefig(png, format="png")
+            result.append({"output_type": "display_data", "metadata": {}, "data": {
+                "image/png": base64.b64encode(png.getvalue()).decode("ascii"),
+                "text/plain": repr(fig)}})
+        return result
 
-    out = widgets.interactive_output(draw, controls)
+    def redraw(change):
+        with out:                      # the frontend routes these into the Output widget
+            out.clear_output(wait=True)
+            for o in outputs(**{name: c.value for name, c in controls.items()}):
+                if o["output_type"] == "stream":
+                    print(o["text"], end="")
+                else:
+                    display(o["data"], raw=True)
+
+    # The first picture is set on the widget's state instead of printed inside `with out:`.
+    # Printing would send output messages while the cell runs; a frontend routes them into
+    # the widget, but nbval (no frontend) would see them as the cell's own outputs, which the
+    # stored notebook does not have.
+    out = widgets.Output()
+    out.outputs = tuple(outputs(**{name: c.value for name, c in controls.items()}))
+    for control in controls.values():
+        control.observe(redraw, "value")
     box = widgets.VBox([widgets.HBox(list(controls.values())[:3]),
                         widgets.HBox(list(controls.values())[3:]), out])
     box.add_class("convlib-explorer")

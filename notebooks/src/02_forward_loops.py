@@ -14,6 +14,7 @@
 # 4. write the quadruple loop, and implement it in `convlib/loops.py`.
 
 # %%
+%matplotlib inline
 %load_ext autoreload
 %autoreload 2
 import numpy as np
@@ -212,8 +213,8 @@ viz.sliding_window((9, 9), (3, 3), stride=2, padding=1, dilation=2, out_pos=(1, 
 #    output), use `window_slices`, and add the bias only when it is not `None`.
 #    Never modify `x`.
 #
-# Then run the check. It compares with PyTorch's results on cases with stride, padding,
-# dilation, float32 and a missing bias.
+# Then run the check: it compares your output with stored expected results on cases with
+# stride > 1, padding 0 and asymmetric padding, dilation, non-square kernels and float32.
 
 # %%
 check.loops_forward()

@@ -14,6 +14,7 @@
 # 4. implement `conv2d_backward` in `convlib/loops.py`.
 
 # %%
+%matplotlib inline
 %load_ext autoreload
 %autoreload 2
 import numpy as np
@@ -240,8 +241,9 @@ for name, dZ_test in [("dZ = 2 everywhere", np.full((2, 3, 3, 4), 2.0)),
 # * remove the padding with `shapes.crop(dx_pad, g)` — never `[p:-p]`;
 # * `db` has shape `(C_out,)`.
 #
-# The check compares with PyTorch's gradients, for random upstream gradients, with stride,
-# asymmetric padding, dilation and float32, and includes a case with `padding=0`.
+# The check compares `dx`, `dw` and `db` with stored expected gradients for random upstream
+# gradients, on cases with stride > 1, padding 0, asymmetric padding, dilation and float32 —
+# and if `dx` comes back empty at padding 0, it tells you why.
 
 # %%
 check.loops_backward()

@@ -17,6 +17,7 @@
 #    `convlib/strided.py: windows`.
 
 # %%
+%matplotlib inline
 %load_ext autoreload
 %autoreload 2
 import numpy as np
@@ -248,8 +249,7 @@ viz.sliding_window((6, 6), (3, 3), stride=1, padding=1, out_pos=(2, 3))
 # validated the arguments and computed the geometry `g` (use `g.out_hw`, `g.stride`,
 # `g.dilation`); `kernel_size`, `stride`, `dilation` may be ints or `(h, w)` pairs.
 # Use `as_strided` with strides from `x.strides` and `writeable=False`, or
-# `sliding_window_view`. The check also tries a non-contiguous input and verifies that the
-# result is a view, read-only, and that `x` is unchanged.
+# `sliding_window_view`. Return a view: no copy, and never write into `x`.
 
 # %%
 check.windows()
