@@ -16,7 +16,13 @@ def test_stored_data_is_what_the_reference_produces():
     stored = np.load(check.DATA)
     assert set(stored.files) == set(fresh)
     for key, value in fresh.items():
-        np.testing.assert_array_equal(stored[key], value, err_msg=key)
+        assert stored[key].dtype == value.dtype, key
+        # Not bit-exact: another NumPy/BLAS may sum in another order (see notebook 09).
+        if value.dtype.kind == "f":
+            tol = 100 * np.finfo(value.dtype).eps
+            np.testing.assert_allclose(stored[key], value, rtol=tol, atol=tol, err_msg=key)
+        else:
+            np.testing.assert_array_equal(stored[key], value, err_msg=key)
 
 
 def test_cases_cover_what_students_get_wrong():
