@@ -21,11 +21,14 @@ from typing import Callable
 
 import numpy as np
 
-from . import im2col, loops, strided, taps
+from types import SimpleNamespace
+
+from . import exercises, im2col, loops, shapes, strided, taps
 from .gradcheck import rel_error
 from .shapes import conv_geometry, pad
 
 DATA = Path(__file__).with_name("check_data.npz")
+_modules = SimpleNamespace(loops=loops, strided=strided, im2col=im2col, taps=taps, shapes=shapes)
 
 
 @dataclass
@@ -48,46 +51,33 @@ class Case:
 
 @dataclass
 class Exercise:
-    """What to call (``run``), where it lives, and the names of its outputs."""
+    """Where an exercise lives; what its check calls is in :mod:`convlib.exercises`."""
+    name: str                        # "windows"
     where: str                       # "convlib/strided.py"
     function: str                    # "windows()"
-    outputs: tuple                   # names of the returned arrays
-    run: Callable                    # run(case) -> tuple of arrays
+
+    @property
+    def outputs(self) -> tuple:
+        return exercises.OUTPUTS[self.name]
+
+    def run(self, case) -> tuple:
+        return exercises.CALLS[self.name](_modules, case)
 
 
-def _transpose_args(case):
-    g = case.geometry
-    return dict(stride=g.stride, padding=g.pads, dilation=g.dilation, output_padding=g.extra)
-
-
-EXERCISES = {
-    "loops_forward": Exercise("convlib/loops.py", "conv2d()", ("y",),
-                              lambda c: (loops.conv2d(c.x, c.w, c.b, **c.hyper),)),
-    "loops_backward": Exercise("convlib/loops.py", "conv2d_backward()", ("dx", "dw", "db"),
-                               lambda c: loops.conv2d_backward(c.dy, c.x, c.w, **c.hyper)),
-    "windows": Exercise("convlib/strided.py", "windows()", ("windows",),
-                        lambda c: (strided.windows(pad(c.x, c.geometry), c.geometry.kernel_hw,
-                                                   c.geometry.stride, c.geometry.dilation),)),
-    "strided_forward": Exercise("convlib/strided.py", "conv2d()", ("y",),
-                                lambda c: (strided.conv2d(c.x, c.w, c.b, **c.hyper),)),
-    "im2col_forward": Exercise("convlib/im2col.py", "im2col() and conv2d()", ("cols", "y"),
-                               lambda c: (im2col.im2col(pad(c.x, c.geometry), c.geometry),
-                                          im2col.conv2d(c.x, c.w, c.b, **c.hyper))),
-    "weight_gradients": Exercise("convlib/strided.py", "weight_gradients()", ("dw", "db"),
-                                 lambda c: strided.weight_gradients(c.dy, pad(c.x, c.geometry),
-                                                                    c.geometry)),
-    "dilate": Exercise("convlib/strided.py", "dilate()", ("dilated",),
-                       lambda c: (strided.dilate(c.dy, c.geometry.stride),)),
-    "input_gradient": Exercise("convlib/strided.py", "input_gradient()", ("dx",),
-                               lambda c: (strided.input_gradient(c.dy, c.w, c.geometry),)),
-    "im2col_backward": Exercise("convlib/im2col.py", "col2im() and conv2d_backward()", ("dx", "dw", "db"),
-                                lambda c: im2col.conv2d_backward(c.dy, c.x, c.w, **c.hyper)),
-    "conv_transpose2d": Exercise("convlib/strided.py", "conv_transpose2d()", ("out",),
-                                 lambda c: (strided.conv_transpose2d(c.dy, c.w, **_transpose_args(c)),)),
-    "taps": Exercise("convlib/taps.py", "conv2d() and conv2d_backward()", ("y", "dx", "dw", "db"),
-                     lambda c: (taps.conv2d(c.x, c.w, c.b, **c.hyper),
-                                *taps.conv2d_backward(c.dy, c.x, c.w, **c.hyper))),
-}
+EXERCISES = {ex.name: ex for ex in [
+    Exercise("loops_forward", "convlib/loops.py", "conv2d()"),
+    Exercise("loops_backward", "convlib/loops.py", "conv2d_backward()"),
+    Exercise("windows", "convlib/strided.py", "windows()"),
+    Exercise("strided_forward", "convlib/strided.py", "conv2d()"),
+    Exercise("im2col_forward", "convlib/im2col.py", "im2col() and conv2d()"),
+    Exercise("weight_gradients", "convlib/strided.py", "weight_gradients()"),
+    Exercise("dilate", "convlib/strided.py", "dilate()"),
+    Exercise("input_gradient", "convlib/strided.py", "input_gradient()"),
+    Exercise("im2col_backward", "convlib/im2col.py", "col2im() and conv2d_backward()"),
+    Exercise("conv_transpose2d", "convlib/strided.py", "conv_transpose2d()"),
+    Exercise("taps", "convlib/taps.py", "conv2d() and conv2d_backward()"),
+]}
+assert set(EXERCISES) == set(exercises.CALLS)
 
 # Diagnoses that compare with the output a classic mistake produces (stored in the data
 # file by instructor/make_check_data.py): name -> what to tell the student.
@@ -180,6 +170,22 @@ def run(exercise_name: str, path=DATA) -> dict:
             hint = " Only the cases with stride > 1 fail: look at how the stride enters."
         print(f"{passed} of {len(cases)} cases pass.{hint}")
     return {"implemented": True, "passed": passed, "total": len(cases)}
+
+
+def summary(path=DATA) -> dict:
+    """Run every exercise's check quietly; print one line per exercise. -> {name: summary}"""
+    import contextlib
+    import io
+    results = {}
+    for name, ex in EXERCISES.items():
+        with contextlib.redirect_stdout(io.StringIO()):
+            results[name] = s = run(name, path)
+        status = ("not implemented yet" if not s["implemented"] else
+                  "done" if s["passed"] == s["total"] else f"{s['passed']} of {s['total']} cases pass")
+        print(f"  {'✓' if status == 'done' else '·'} {name:<17} {ex.where:<20} {status}")
+    done = sum(r["implemented"] and r["passed"] == r["total"] for r in results.values())
+    print(f"{done} of {len(results)} exercises done.")
+    return results
 
 
 def _make_check(name):

@@ -31,10 +31,11 @@ CASES = [
 ]
 
 
-def make_cases(seed=20261124):
+def make_cases(specs=CASES, seed=20261124) -> list[check.Case]:
+    """(name, x shape, w shape, hyper, dtype) specs -> cases with seeded random arrays."""
     rng = np.random.default_rng(seed)
     cases = []
-    for name, xs, ws, hyper, dtype in CASES:
+    for name, xs, ws, hyper, dtype in specs:
         x = rng.standard_normal(xs).astype(dtype)
         w = rng.standard_normal(ws).astype(dtype)
         b = rng.standard_normal(ws[3]).astype(dtype)
@@ -75,23 +76,34 @@ def bug_outputs(exercise, case):
     return bugs
 
 
-def build():
-    cases = make_cases()
+def expected_and_bugs(name, case) -> tuple[dict, dict]:
+    """The reference outputs {output: array} of one exercise on one case, and the outputs of
+    the classic bugs {output: {bug: array}} that this case can tell apart from them."""
+    ex = check.EXERCISES[name]
+    expected = {out: np.ascontiguousarray(value) for out, value in zip(ex.outputs, ex.run(case))}
+    bugs = {}
+    for out, candidates in bug_outputs(name, case).items():
+        want = expected[out]
+        bugs[out] = {bug: value.astype(want.dtype) for bug, value in candidates.items()
+                     if value.shape != want.shape or not np.allclose(value, want)}
+    return expected, bugs
+
+
+def build(cases=None) -> dict:
+    """Everything convlib.check needs, as a flat {key: array} for np.savez."""
+    cases = make_cases() if cases is None else cases
     arrays = {"case_names": np.array(json.dumps([c.name for c in cases]))}
     for k, case in enumerate(cases):
         for key in ("x", "w", "b", "dy"):
             arrays[f"case{k}/{key}"] = getattr(case, key)
         arrays[f"case{k}/hyper"] = np.array(json.dumps(case.hyper))
-        for name, ex in check.EXERCISES.items():
-            outputs = [np.ascontiguousarray(o) for o in ex.run(case)]
-            for out_name, out in zip(ex.outputs, outputs):
-                arrays[f"expected/{name}/{k}/{out_name}"] = out
-            for out_name, bugs in bug_outputs(name, case).items():
-                want = arrays[f"expected/{name}/{k}/{out_name}"]
-                for bug, value in bugs.items():
-                    # store only bugs that this case can tell apart from the right answer
-                    if value.shape != want.shape or not np.allclose(value, want):
-                        arrays[f"bug/{name}/{k}/{out_name}/{bug}"] = value.astype(want.dtype)
+        for name in check.EXERCISES:
+            expected, bugs = expected_and_bugs(name, case)
+            for out, value in expected.items():
+                arrays[f"expected/{name}/{k}/{out}"] = value
+            for out, by_bug in bugs.items():
+                for bug, value in by_bug.items():
+                    arrays[f"bug/{name}/{k}/{out}/{bug}"] = value
     return arrays
 
 

@@ -1,0 +1,83 @@
+"""Runs one submission's exercises in a sandboxed process; started by instructor/grade.py.
+
+    python -I -S grading_runner.py SANDBOX SITE_DIR EXERCISES_PY INPUTS OUT_DIR NAME...
+
+SANDBOX holds a clean copy of the student's ``convlib/`` and nothing else; with ``-I -S``
+neither the environment, the working directory nor ``.pth`` files (the instructors'
+editable convlib) reach ``sys.path``: only SANDBOX, then SITE_DIR for NumPy.
+
+For each exercise NAME this writes ``OUT_DIR/NAME.npz`` with the outputs per case, or the
+error it raised, and whether it modified its inputs. It never judges: the grader compares
+with the expected values in its own process, out of the student code's reach. Lines
+``start NAME`` / ``done NAME`` in ``OUT_DIR/progress`` let the grader time each exercise
+and restart after a crash.
+"""
+import json
+import signal
+import sys
+import traceback
+from types import SimpleNamespace
+
+
+def _load_trusted(path):
+    """The grader's own copy of convlib/exercises.py, outside the student's package."""
+    namespace = {"__name__": "trusted_exercises"}
+    with open(path) as f:
+        exec(compile(f.read(), path, "exec"), namespace)
+    return namespace
+
+
+def main(sandbox, site_dir, exercises_py, inputs, out_dir, *names):
+    sys.path[:] = [sandbox] + [p for p in sys.path if p] + [site_dir]
+    # a write past the file-size limit must fail (OSError) rather than kill the runner
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    import numpy as np
+    trusted = _load_trusted(exercises_py)
+    progress = open(f"{out_dir}/progress", "a", buffering=1)
+
+    data = np.load(inputs, allow_pickle=False)
+    case_specs = json.loads(str(data["cases"]))
+
+    import convlib  # the student's code runs from here on
+    from convlib import im2col, loops, shapes, strided, taps
+    if not convlib.__file__.startswith(sandbox):
+        raise ImportError(f"convlib was imported from {convlib.__file__}, not the submission")
+    modules = SimpleNamespace(loops=loops, strided=strided, im2col=im2col, taps=taps,
+                              shapes=shapes)
+
+    for name in names:
+        print(f"start {name}", file=progress)
+        results = {}
+        for k, spec in enumerate(case_specs):
+            arrays = {key: data[f"case{k}/{key}"] for key in ("x", "w", "b", "dy")}
+            originals = {key: a.copy() for key, a in arrays.items()}
+            try:
+                hyper = spec["hyper"]
+                geometry = shapes.conv_geometry(arrays["x"].shape, arrays["w"].shape, **hyper)
+                case = SimpleNamespace(**arrays, hyper=hyper, geometry=geometry)
+                outputs = trusted["CALLS"][name](modules, case)
+                for out_name, value in zip(trusted["OUTPUTS"][name], outputs):
+                    results[f"case{k}/{out_name}"] = np.array(value)
+                if len(tuple(outputs)) != len(trusted["OUTPUTS"][name]):
+                    raise ValueError(f"returned {len(tuple(outputs))} arrays, expected "
+                                     f"{len(trusted['OUTPUTS'][name])}")
+            except BaseException as e:  # SystemExit and KeyboardInterrupt included
+                if isinstance(e, NotImplementedError):
+                    message = "not implemented: " + (str(e) or "raise NotImplementedError")
+                else:
+                    message = f"raised {type(e).__name__}: {e}"[:500]
+                    tb = traceback.extract_tb(e.__traceback__)
+                    student = [f for f in tb if f.filename.startswith(sandbox)]
+                    if student:
+                        where = student[-1]
+                        message += f" (at {where.filename[len(sandbox) + 1:]}:{where.lineno})"
+                results[f"case{k}/error"] = np.array(message)
+            modified = [key for key in arrays if not np.array_equal(arrays[key], originals[key])]
+            if modified:
+                results[f"case{k}/modified"] = np.array(", ".join(modified))
+        np.savez(f"{out_dir}/{name}.npz", **results)
+        print(f"done {name}", file=progress)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
