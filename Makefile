@@ -8,11 +8,11 @@ STAMP := $(VENV)/.installed-stamp
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab test notebooks bench clean
+.PHONY: help venv lab test e2e notebooks bench clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
-	  awk 'BEGIN {FS = ":.*?## "} {printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*?## "} {printf "  make %-14s %s\n", $$1, $$2}'
 
 # The environment is rebuilt when pyproject.toml changes (the stamp is older than it).
 $(STAMP): pyproject.toml
@@ -32,11 +32,41 @@ test: $(STAMP) ## run every test: unit tests and the notebooks (strict nbval)
 	$(PY) -m instructor.notebooks check
 	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg
 
+# The browser is Debian's chromium + chromium-driver, never one downloaded at run time
+# (SE_OFFLINE keeps Selenium Manager from fetching anything).
+E2E_DEBS := chromium chromium-driver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+E2E_STAMP := $(VENV)/.e2e-stamp
+
+$(E2E_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e ".[course,test,e2e]"
+	@touch $(E2E_STAMP)
+
+e2e: $(E2E_STAMP) ## open notebook 01 in JupyterLab in headless Chromium, run it, move the explorer
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  echo "installing $(E2E_DEBS) with apt-get"; \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(E2E_DEBS); \
+	fi
+	SE_OFFLINE=true $(PY) -m pytest e2e -v
+
 notebooks: $(STAMP) ## rebuild and execute notebooks from notebooks/src (e.g. make notebooks NB="03 04")
 	$(PY) -m instructor.notebooks build $(NB)
 
 bench: $(STAMP) ## time every implementation against the GEMM floor (and PyTorch if installed)
 	$(PY) benchmarks/bench.py --plot artifacts/bench.png
+
+student: $(STAMP) ## build the student release: dist/student/ and dist/student.zip
+	$(PY) -m instructor.release --out dist/student
+
+SUBMISSIONS ?=
+GRADES ?= grades
+grade: $(STAMP) ## grade with the hidden tests: make grade SUBMISSIONS=<dir> [GRADES=grades]
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder of submissions> [GRADES=<out dir>]"; exit 2; }
+	$(PY) -m instructor.grade "$(SUBMISSIONS)" --out "$(GRADES)"
+
+bench-grading: $(STAMP) ## time the grading of 50 sample submissions
+	$(PY) benchmarks/grading.py -n 50
 
 clean: ## remove caches and build output (keeps .venv)
 	rm -rf .pytest_cache .hypothesis build dist grades artifacts

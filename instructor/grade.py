@@ -112,6 +112,9 @@ class HiddenTests:
             if f"case{k}/error" in outputs:
                 result.lines.append(f"✗ {case.name}: {outputs[f'case{k}/error']}")
                 continue
+            if not any(key.startswith(f"case{k}/") for key in outputs):
+                result.lines.append(f"✗ {case.name}: not run (an earlier case ran out of memory)")
+                continue
             problems = []
             for out in exercises.OUTPUTS[name]:
                 got = outputs.get(f"case{k}/{out}")
@@ -130,6 +133,9 @@ class HiddenTests:
                 passed += 1
                 result.lines.append(f"✓ {case.name}")
         result.earned = result.points if passed == len(self.cases) else 0
+        reasons = {line.split(": ", 1)[-1] for line in result.lines}
+        if passed == 0 and len(reasons) == 1:    # one message, not seven copies of it
+            result.lines = [f"✗ all {len(self.cases)} cases: {reasons.pop()}"]
         return result
 
 

@@ -12,7 +12,9 @@ with the expected values in its own process, out of the student code's reach. Li
 ``start NAME`` / ``done NAME`` in ``OUT_DIR/progress`` let the grader time each exercise
 and restart after a crash.
 """
+import errno
 import json
+import resource
 import signal
 import sys
 import traceback
@@ -64,6 +66,13 @@ def main(sandbox, site_dir, exercises_py, inputs, out_dir, *names):
             except BaseException as e:  # SystemExit and KeyboardInterrupt included
                 if isinstance(e, NotImplementedError):
                     message = "not implemented: " + (str(e) or "raise NotImplementedError")
+                elif isinstance(e, MemoryError):
+                    limit = resource.getrlimit(resource.RLIMIT_AS)[0] >> 20
+                    message = f"raised MemoryError: it needed more than the {limit} MB allowed"
+                elif isinstance(e, OSError) and e.errno == errno.EFBIG:
+                    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] >> 20
+                    message = (f"raised OSError: it wrote more than the {limit} MB of output "
+                               "allowed (printing in a loop?)")
                 else:
                     message = f"raised {type(e).__name__}: {e}"[:500]
                     tb = traceback.extract_tb(e.__traceback__)
@@ -72,10 +81,16 @@ def main(sandbox, site_dir, exercises_py, inputs, out_dir, *names):
                         where = student[-1]
                         message += f" (at {where.filename[len(sandbox) + 1:]}:{where.lineno})"
                 results[f"case{k}/error"] = np.array(message)
+                if isinstance(e, MemoryError):   # the next cases would only thrash again
+                    break
             modified = [key for key in arrays if not np.array_equal(arrays[key], originals[key])]
             if modified:
                 results[f"case{k}/modified"] = np.array(", ".join(modified))
-        np.savez(f"{out_dir}/{name}.npz", **results)
+        try:
+            np.savez(f"{out_dir}/{name}.npz", **results)
+        except Exception as e:  # e.g. outputs past the file-size limit
+            np.savez(f"{out_dir}/{name}.npz", **{"case0/error": np.array(
+                f"its outputs could not be saved: {type(e).__name__}: {e}"[:500])})
         print(f"done {name}", file=progress)
 
 
