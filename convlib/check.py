@@ -107,9 +107,18 @@ def _diagnose_shape(got, want, case, output) -> str:
                 "(-0 == 0); crop with x_pad[top:top + H] instead")
     if sorted(got.shape) == sorted(want.shape):
         return f"the axes are in the wrong order (shape {got.shape}, expected {want.shape})"
-    if output == "dx" and got.shape[1:3] == tuple(h - sum(p) for h, p in zip(g.in_hw, g.pads)):
-        return ("the stride-1 windows over the padded dZ must have as many rows as the "
-                "*padded* input (H + top + bottom), not the unpadded one")
+    if output in ("dx", "out"):
+        if got.shape[1:3] == tuple(h - sum(p) for h, p in zip(g.in_hw, g.pads)):
+            return ("the stride-1 windows over the padded dZ must have as many rows as the "
+                    "*padded* input (H + top + bottom), not the unpadded one")
+        # dZ padded by the conv's own p: windows give Hd + 2p - k_eff + 1 rows, Hd - k_eff + 1
+        # after cropping p (Hd: dilated dZ height; k_eff: dilated kernel extent)
+        dilated = [(o - 1) * s + 1 for o, s in zip(g.out_hw, g.stride)]
+        by_p = [(d + lo + hi - k + 1, d - k + 1)
+                for d, (lo, hi), k in zip(dilated, g.pads, g.effective_kernel_hw)]
+        if any(sum(p) for p in g.pads) and got.ndim == 4 and all(
+                n in options for n, options in zip(got.shape[1:3], by_p)):
+            return BUG_MESSAGES["pad_by_p"] + f" (shape {got.shape}, expected {want.shape})"
     return f"shape {got.shape}, expected {want.shape}"
 
 

@@ -63,6 +63,9 @@ def bug_outputs(exercise, case):
         y_no_stride = np.tensordot(cols, case.w, axes=([3, 4, 5], [0, 1, 2])) + case.b
         no_bias = strided.conv2d(case.x, case.w, **case.hyper)
         bugs["y"] = {"missing_stride": y_no_stride, "no_bias": no_bias}
+        if g.kernel_hw[0] == g.kernel_hw[1]:    # (KH, KW) swapped keeps the shape
+            bugs["y"]["swapped_kernel_axes"] = strided.conv2d(
+                case.x, case.w.transpose(1, 0, 2, 3), case.b, **case.hyper)
     if exercise in ("loops_backward", "im2col_backward"):
         cols = strided.windows(x_pad, g.kernel_hw, 1, g.dilation)[:, :ho, :wo]
         bugs["dx"] = {"missing_stride": strided.input_gradient(case.dy, case.w, g1)}
@@ -73,6 +76,9 @@ def bug_outputs(exercise, case):
         not_rotated = strided.input_gradient(case.dy, case.w[::-1, ::-1], g)
         bugs["dx" if exercise == "input_gradient" else "out"] = {
             "not_dilated": not_dilated, "not_rotated": not_rotated}
+        if g.kernel_hw[0] == g.kernel_hw[1]:
+            bugs["dx" if exercise == "input_gradient" else "out"]["swapped_kernel_axes"] = \
+                strided.input_gradient(case.dy, case.w.transpose(1, 0, 2, 3), g)
     return bugs
 
 

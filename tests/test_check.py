@@ -73,6 +73,13 @@ def _crop_with_minus_pad(dy, x, w, **hyper):
 
 _input_gradient = strided.input_gradient
 
+
+def _padded_by_p(dy, w, g):
+    """dZ dilated, then padded by the conv's own padding instead of k - 1; no crop."""
+    dy_full = np.pad(strided.dilate(dy, g.stride), ((0, 0), *g.pads, (0, 0)))
+    cols = strided.windows(dy_full, g.kernel_hw, 1, g.dilation)
+    return np.tensordot(cols, w[::-1, ::-1], axes=([3, 4, 5], [0, 1, 3]))
+
 SEEDED_BUGS = [  # (exercise, patch target, replacement, words the report must contain)
     ("loops_forward", (loops, "window_slices"), _missing_stride, "ignores the stride"),
     ("loops_backward", (loops, "window_slices"), _missing_stride, "ignores the stride"),
@@ -80,6 +87,14 @@ SEEDED_BUGS = [  # (exercise, patch target, replacement, words the report must c
     ("input_gradient", (strided, "dilate"), lambda a, stride: a, "not dilated"),
     ("input_gradient", (strided, "input_gradient"),
      lambda dy, w, g: _input_gradient(dy, w[::-1, ::-1], g), "not rotated"),
+    ("im2col_forward", (check.im2col, "conv2d"),
+     lambda x, w, b=None, **h: strided.conv2d(x, w.transpose(1, 0, 2, 3), b, **h),
+     "kernel axes (KH, KW) are swapped"),
+    ("input_gradient", (strided, "input_gradient"),   # seed 000's bug: the unpadded height
+     lambda dy, w, g: _input_gradient(dy, w, g)[:, :g.in_hw[0] - sum(g.pads[0]),
+                                               :g.in_hw[1] - sum(g.pads[1])],
+     "*padded* input (H + top + bottom), not the unpadded one"),
+    ("input_gradient", (strided, "input_gradient"), _padded_by_p, "padded by the conv's padding p"),
     ("strided_forward", (strided, "conv2d"),      # H and W swapped in the output
      lambda x, w, b=None, **h: np.transpose(check.im2col.conv2d(x, w, b, **h), (0, 2, 1, 3)),
      "axes are in the wrong order"),
