@@ -25,6 +25,9 @@
 # | `convlib/loops.py` | the quadruple loop, forward and backward | 2, 3 |
 # | `convlib/strided.py` | stride tricks: windows, dilation, the vectorized passes | 4–8 |
 # | `convlib/im2col.py` | im2col + one matrix product, and its adjoint col2im | 5, 7 |
+# | `convlib/taps.py` | the fast path: one matrix product per kernel tap | 10 |
+#
+# (Notebook 9's exercise, a function that measures errors in ULPs, lives in the notebook.)
 #
 # The places to fill in raise `NotImplementedError` until you do. Right after each
 # exercise comes a **check cell**, such as `check.loops_forward()`. It runs your function on
