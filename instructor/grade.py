@@ -22,7 +22,6 @@ import hashlib
 import io
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -205,14 +204,11 @@ def copy_package(submission: Path, sandbox: Path):
 
 # -- running one submission -------------------------------------------------------------
 
-def _limit(limits: Limits):
-    def apply():
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
-        cpu = int(limits.seconds_per_exercise * len(exercises.CALLS)) + 10
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    return apply
+def _rlimits(limits: Limits) -> str:
+    """The resource limits the runner sets on itself, as JSON."""
+    cpu = int(limits.seconds_per_exercise * len(exercises.CALLS)) + 10
+    return json.dumps({"RLIMIT_AS": limits.memory_bytes, "RLIMIT_FSIZE": limits.file_bytes,
+                       "RLIMIT_CPU": cpu, "RLIMIT_CORE": 0})
 
 
 def _tail(path: Path) -> str:
@@ -243,10 +239,10 @@ def run_submission(workdir: Path, inputs: Path, names: list, limits: Limits) -> 
         progress.write_text("")
         with open(log, "wb") as log_file:
             process = subprocess.Popen(
-                [sys.executable, "-I", "-S", str(RUNNER), str(sandbox), site_dir,
+                [sys.executable, "-I", "-S", str(RUNNER), _rlimits(limits), str(sandbox), site_dir,
                  str(Path(exercises.__file__)), str(inputs), str(out_dir), *remaining],
                 cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=log_file,
-                stderr=subprocess.STDOUT, preexec_fn=_limit(limits), start_new_session=True)
+                stderr=subprocess.STDOUT, start_new_session=True)
             current, started, timed_out = None, time.monotonic(), False
             while process.poll() is None:
                 time.sleep(0.02)

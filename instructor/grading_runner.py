@@ -1,6 +1,10 @@
 """Runs one submission's exercises in a sandboxed process; started by instructor/grade.py.
 
-    python -I -S grading_runner.py SANDBOX SITE_DIR EXERCISES_PY INPUTS OUT_DIR NAME...
+    python -I -S grading_runner.py LIMITS SANDBOX SITE_DIR EXERCISES_PY INPUTS OUT_DIR NAME...
+
+LIMITS is JSON, e.g. ``{"RLIMIT_AS": 3221225472, "RLIMIT_CPU": 340}``: resource limits set
+first thing, before any student code (here rather than in a ``preexec_fn``, which is unsafe
+in the grader's threads).
 
 SANDBOX holds a clean copy of the student's ``convlib/`` and nothing else; with ``-I -S``
 neither the environment, the working directory nor ``.pth`` files (the instructors'
@@ -29,7 +33,9 @@ def _load_trusted(path):
     return namespace
 
 
-def main(sandbox, site_dir, exercises_py, inputs, out_dir, *names):
+def main(limits, sandbox, site_dir, exercises_py, inputs, out_dir, *names):
+    for name, value in json.loads(limits).items():
+        resource.setrlimit(getattr(resource, name), (value, value))
     sys.path[:] = [sandbox] + [p for p in sys.path if p] + [site_dir]
     # a write past the file-size limit must fail (OSError) rather than kill the runner
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
