@@ -26,7 +26,7 @@ venv: $(STAMP) ## create or update the environment in .venv
 
 # Served from the project root: exercises are edited in convlib/, next to notebooks/.
 lab: $(STAMP) ## open the course in JupyterLab
-	$(PY) -m jupyter lab $(ROOT_FLAG) $(firstword $(wildcard notebooks/01_*.ipynb) notebooks/)
+	$(PY) -m jupyter lab $(ROOT_FLAG) --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks/01_welcome.ipynb
 
 test: $(STAMP) ## run every test: unit tests and the notebooks (strict nbval)
 	$(PY) -m instructor.notebooks check
