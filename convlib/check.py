@@ -87,6 +87,9 @@ BUG_MESSAGES = {
     "not_dilated": "dZ is not dilated by the stride before padding (stride − 1 zeros between rows)",
     "pad_by_p": "dZ is padded by the conv's padding p instead of dilation·(k − 1)",
     "swapped_kernel_axes": "the kernel axes (KH, KW) are swapped",
+    "unpadded_windows": ("the stride-1 windows cover only the unpadded height H and nothing is "
+                         "cropped: take as many windows as the *padded* input has rows "
+                         "(H + top + bottom), then crop the padding"),
     "no_bias": "the bias is not added",
 }
 
@@ -111,12 +114,12 @@ def _diagnose_shape(got, want, case, output) -> str:
         if got.shape[1:3] == tuple(h - sum(p) for h, p in zip(g.in_hw, g.pads)):
             return ("the stride-1 windows over the padded dZ must have as many rows as the "
                     "*padded* input (H + top + bottom), not the unpadded one")
-        # dZ padded by the conv's own p: windows give Hd + 2p - k_eff + 1 rows, Hd - k_eff + 1
-        # after cropping p (Hd: dilated dZ height; k_eff: dilated kernel extent)
+        # dZ padded by the conv's own (top, bottom): the windows give Hd + top + bottom -
+        # k_eff + 1 rows, fewer after a crop (Hd: dilated dZ height; k_eff: kernel extent)
         dilated = [(o - 1) * s + 1 for o, s in zip(g.out_hw, g.stride)]
-        by_p = [(d + lo + hi - k + 1, d - k + 1)
+        by_p = [(d + lo + hi - k + 1, d + hi - k + 1, d - k + 1)    # uncropped, cropped
                 for d, (lo, hi), k in zip(dilated, g.pads, g.effective_kernel_hw)]
-        if any(sum(p) for p in g.pads) and got.ndim == 4 and all(
+        if got.ndim == 4 and all(
                 n in options for n, options in zip(got.shape[1:3], by_p)):
             return BUG_MESSAGES["pad_by_p"] + f" (shape {got.shape}, expected {want.shape})"
     return f"shape {got.shape}, expected {want.shape}"

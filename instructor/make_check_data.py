@@ -51,6 +51,15 @@ def _undilated():
         yield
 
 
+def _unpadded_windows(dy, w, g):
+    """Seed 000's bug: the right recipe, but only H windows (not H + top + bottom) and no
+    crop. The shape comes out right, the numbers are shifted by the padding."""
+    (eh, ew), (h, wd) = g.effective_kernel_hw, g.in_hw
+    full = np.pad(strided.dilate(dy, g.stride), ((0, 0), (eh - 1, eh - 1 + h), (ew - 1, ew - 1 + wd), (0, 0)))
+    cols = strided.windows(full, g.kernel_hw, 1, g.dilation)[:, :h, :wd]
+    return np.tensordot(cols, w[::-1, ::-1], axes=([3, 4, 5], [0, 1, 3]))
+
+
 def bug_outputs(exercise, case):
     """{output name: {bug name: what that bug returns}} for one exercise and case."""
     g = case.geometry
@@ -74,8 +83,10 @@ def bug_outputs(exercise, case):
         with _undilated():
             not_dilated = strided.input_gradient(case.dy, case.w, g)
         not_rotated = strided.input_gradient(case.dy, case.w[::-1, ::-1], g)
+        unpadded = _unpadded_windows(case.dy, case.w, g)
         bugs["dx" if exercise == "input_gradient" else "out"] = {
-            "not_dilated": not_dilated, "not_rotated": not_rotated}
+            "not_dilated": not_dilated, "not_rotated": not_rotated,
+            "unpadded_windows": unpadded}
         if g.kernel_hw[0] == g.kernel_hw[1]:
             bugs["dx" if exercise == "input_gradient" else "out"]["swapped_kernel_axes"] = \
                 strided.input_gradient(case.dy, case.w.transpose(1, 0, 2, 3), g)

@@ -55,6 +55,16 @@ BUGS = {
                                    "dy_dilated = dy"),
     "not_rotated": lambda f: patch(f, "strided", "w_rot = w[::-1, ::-1]", "w_rot = w"),
     "no_bias": lambda f: patch(f, "im2col", "        y += b\n", "        pass\n"),
+    "unpadded_windows": lambda f: patch(patch(
+        f, "strided", "cols = windows(dy_full, (kh, kw), 1, g.dilation) ",
+        "cols = windows(dy_full, (kh, kw), 1, g.dilation)[:, :g.in_hw[0], :g.in_hw[1]] "),
+        "strided", "    return crop(dx_pad, g)\n    ### END", "    return dx_pad\n    ### END"),
+    "pad_by_p": lambda f: patch(patch(
+        f, "strided", "(eh - 1, eh - 1 + extra[0])", "g.pads[0]"),
+        "strided", "(ew - 1, ew - 1 + extra[1])", "g.pads[1]"),
+    "swapped_kernel_axes": lambda f: patch(
+        f, "im2col", "y = im2col(pad(x, g), g) @ w.reshape(-1, g.out_channels)",
+        "y = im2col(pad(x, g), g) @ w.transpose(1, 0, 2, 3).reshape(-1, g.out_channels)"),
 }
 
 

@@ -95,6 +95,8 @@ SEEDED_BUGS = [  # (exercise, patch target, replacement, words the report must c
                                                :g.in_hw[1] - sum(g.pads[1])],
      "*padded* input (H + top + bottom), not the unpadded one"),
     ("input_gradient", (strided, "input_gradient"), _padded_by_p, "padded by the conv's padding p"),
+    ("input_gradient", (strided, "input_gradient"), make_check_data._unpadded_windows,
+     "take as many windows as the *padded* input has rows"),
     ("strided_forward", (strided, "conv2d"),      # H and W swapped in the output
      lambda x, w, b=None, **h: np.transpose(check.im2col.conv2d(x, w, b, **h), (0, 2, 1, 3)),
      "axes are in the wrong order"),

@@ -23,6 +23,10 @@ SEEDED_BUGS = {
     "not_dilated": ({"input_gradient", "conv_transpose2d"}, "dZ is not dilated"),
     "not_rotated": ({"input_gradient", "conv_transpose2d"}, "not rotated by 180°"),
     "no_bias": ({"im2col_forward"}, "the bias is not added"),
+    "unpadded_windows": ({"input_gradient", "conv_transpose2d"},
+                         "take as many windows as the *padded* input has rows"),
+    "pad_by_p": ({"input_gradient", "conv_transpose2d"}, "padded by the conv's padding p"),
+    "swapped_kernel_axes": ({"im2col_forward"}, "the kernel axes (KH, KW) are swapped"),
 }
 assert set(SEEDED_BUGS) == set(BUGS)
 
