@@ -87,6 +87,10 @@ BUG_MESSAGES = {
     "not_dilated": "dZ is not dilated by the stride before padding (stride − 1 zeros between rows)",
     "pad_by_p": "dZ is padded by the conv's padding p instead of dilation·(k − 1)",
     "swapped_kernel_axes": "the kernel axes (KH, KW) are swapped",
+    "copied": "windows() must return a view that shares x_pad's memory, not a copy",
+    "copied_writeable": "windows() must return a read-only view of x_pad, not a copy",
+    "writeable": ("the view must be read-only (writeable=False): its windows overlap, so one "
+                  "write through it would change several windows and x_pad itself"),
     "unpadded_windows": ("the stride-1 windows cover only the unpadded height H and nothing is "
                          "cropped: take as many windows as the *padded* input has rows "
                          "(H + top + bottom), then crop the padding"),
@@ -134,12 +138,13 @@ def _compare(got, want, bugs, case, output):
         return False, None, f"dtype {got.dtype}, expected {want.dtype} (float32 must stay float32)"
     error = rel_error(got, want)
     tolerance = 1e-4 if want.dtype == np.float32 else 1e-9
+    reported = error if want.dtype.kind == "f" else None   # flags have no "rel error"
     if error <= tolerance:
-        return True, error, ""
+        return True, reported, ""
     for name, bug_output in bugs.items():
         if bug_output.shape == got.shape and rel_error(got, bug_output) <= tolerance:
-            return False, error, "likely bug: " + BUG_MESSAGES[name]
-    return False, error, ""
+            return False, reported, "likely bug: " + BUG_MESSAGES[name]
+    return False, reported, ""
 
 
 def run(exercise_name: str, path=DATA) -> dict:

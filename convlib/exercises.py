@@ -5,15 +5,16 @@
 arguments ``hyper`` and their ``geometry``. :mod:`convlib.check` calls these with your
 modules and compares with stored answers.
 
-This file imports nothing on purpose: the instructors' grader runs its own trusted copy of
-it inside the process that imports a submission, so a submission cannot change how it is
-called.
+This file imports nothing but NumPy on purpose: the instructors' grader runs its own
+trusted copy of it inside the process that imports a submission, so a submission cannot
+change how it is called.
 """
+import numpy as np
 
 OUTPUTS = {
     "loops_forward": ("y",),
     "loops_backward": ("dx", "dw", "db"),
-    "windows": ("windows",),
+    "windows": ("windows", "view"),
     "strided_forward": ("y",),
     "im2col_forward": ("cols", "y"),
     "weight_gradients": ("dw", "db"),
@@ -35,7 +36,13 @@ def loops_backward(m, c):
 
 def windows(m, c):
     g = c.geometry
-    return (m.strided.windows(m.shapes.pad(c.x, g), g.kernel_hw, g.stride, g.dilation),)
+    x_pad = m.shapes.pad(c.x, g)
+    view = m.strided.windows(x_pad, g.kernel_hw, g.stride, g.dilation)
+    # the promise of windows(): no copy (it shares x_pad's memory), and read-only
+    flags = getattr(view, "flags", None)
+    is_read_only_view = np.array([np.shares_memory(view, x_pad),
+                                  flags is not None and not flags.writeable], dtype=np.int8)
+    return view, is_read_only_view
 
 
 def strided_forward(m, c):

@@ -75,6 +75,9 @@ def bug_outputs(exercise, case):
         if g.kernel_hw[0] == g.kernel_hw[1]:    # (KH, KW) swapped keeps the shape
             bugs["y"]["swapped_kernel_axes"] = strided.conv2d(
                 case.x, case.w.transpose(1, 0, 2, 3), case.b, **case.hyper)
+    if exercise == "windows":         # [shares x_pad's memory, read-only]
+        bugs["view"] = {"copied": np.int8([0, 1]), "copied_writeable": np.int8([0, 0]),
+                              "writeable": np.int8([1, 0])}
     if exercise in ("loops_backward", "im2col_backward"):
         cols = strided.windows(x_pad, g.kernel_hw, 1, g.dilation)[:, :ho, :wo]
         bugs["dx"] = {"missing_stride": strided.input_gradient(case.dy, case.w, g1)}

@@ -72,6 +72,7 @@ def _crop_with_minus_pad(dy, x, w, **hyper):
 
 
 _input_gradient = strided.input_gradient
+_windows = strided.windows
 
 
 def _padded_by_p(dy, w, g):
@@ -97,6 +98,12 @@ SEEDED_BUGS = [  # (exercise, patch target, replacement, words the report must c
     ("input_gradient", (strided, "input_gradient"), _padded_by_p, "padded by the conv's padding p"),
     ("input_gradient", (strided, "input_gradient"), make_check_data._unpadded_windows,
      "take as many windows as the *padded* input has rows"),
+    ("windows", (strided, "windows"), lambda *a: _windows(*a).copy(),
+     "view of x_pad, not a copy"),
+    ("windows", (strided, "windows"),             # as_strided without writeable=False
+     lambda x, *a: np.lib.stride_tricks.as_strided(x, _windows(x, *a).shape,
+                                                   _windows(x, *a).strides),
+     "must be read-only"),
     ("strided_forward", (strided, "conv2d"),      # H and W swapped in the output
      lambda x, w, b=None, **h: np.transpose(check.im2col.conv2d(x, w, b, **h), (0, 2, 1, 3)),
      "axes are in the wrong order"),

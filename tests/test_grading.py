@@ -27,6 +27,7 @@ SEEDED_BUGS = {
                          "take as many windows as the *padded* input has rows"),
     "pad_by_p": ({"input_gradient", "conv_transpose2d"}, "padded by the conv's padding p"),
     "swapped_kernel_axes": ({"im2col_forward"}, "the kernel axes (KH, KW) are swapped"),
+    "writeable_windows": ({"windows"}, "the view must be read-only"),
 }
 assert set(SEEDED_BUGS) == set(BUGS)
 
