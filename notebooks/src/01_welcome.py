@@ -210,6 +210,72 @@ for H, k, s in [(8, 3, 1), (8, 4, 1), (8, 3, 2), (7, 3, 2), (8, 4, 2), (10, 5, 3
     print(f"{H:3d} {k:2d} {s:2d} | {g.out_hw[0]:5d} {str(g.pads[0]):>14}")
 
 # %% [markdown]
+# ## Exercise: the arithmetic by hand
+#
+# Write the two formulas of this notebook as functions, here in the notebook (convlib's
+# versions live in `convlib/shapes.py`; don't peek):
+#
+# * `out_size(n, k, s, top, bottom, d)`: $\lfloor (n + p_\text{top} + p_\text{bottom} - d(k-1) - 1)/s \rfloor + 1$;
+# * `same_pads(n, k, s, d)`: the `(top, bottom)` padding of `'same'` — the total above, split
+#   evenly with the odd one at the bottom.
+#
+# The check below compares them with `convlib.shapes` on every combination of sizes 1–12,
+# kernels 1–5, strides 1–3 and dilations 1–2 that fits, and shows the first disagreements.
+
+# %%
+def out_size(n, k, s, top, bottom, d=1):
+    """Output length of a convolution along one axis."""
+    ### BEGIN SOLUTION
+    return (n + top + bottom - d * (k - 1) - 1) // s + 1
+    ### END SOLUTION
+
+
+def same_pads(n, k, s, d=1):
+    """(top, bottom) padding of 'same' (TensorFlow/JAX): the output has ceil(n / s) rows."""
+    ### BEGIN SOLUTION
+    n_out = -(-n // s)
+    total = max((n_out - 1) * s + d * (k - 1) + 1 - n, 0)
+    return total // 2, total - total // 2
+    ### END SOLUTION
+
+
+# %%
+def check_arithmetic():
+    """Compare out_size and same_pads with convlib.shapes on many cases; report mismatches."""
+    wrong, tried = {"out_size": [], "same_pads": []}, {"out_size": 0, "same_pads": 0}
+    try:
+        for n in range(1, 13):
+            for k in range(1, 6):
+                for s in (1, 2, 3):
+                    for d in (1, 2):
+                        g = shapes.conv_geometry((1, n, n, 1), (k, k, 1, 1), stride=s,
+                                                 padding="same", dilation=d)
+                        tried["same_pads"] += 1
+                        if same_pads(n, k, s, d) != g.pads[0]:
+                            wrong["same_pads"].append(f"same_pads({n}, {k}, {s}, {d}) = "
+                                                      f"{same_pads(n, k, s, d)}, expected {g.pads[0]}")
+                        for top, bottom in [(0, 0), (1, 1), (2, 0), (0, 1)]:
+                            if n + top + bottom < d * (k - 1) + 1:
+                                continue              # the kernel does not fit
+                            g = shapes.conv_geometry((1, n, n, 1), (k, k, 1, 1), stride=s,
+                                                     padding=((top, bottom), (top, bottom)), dilation=d)
+                            tried["out_size"] += 1
+                            got = out_size(n, k, s, top, bottom, d)
+                            if got != g.out_hw[0]:
+                                wrong["out_size"].append(f"out_size({n}, {k}, {s}, {top}, {bottom}, {d}) = "
+                                                         f"{got}, expected {g.out_hw[0]}")
+    except NotImplementedError:
+        print("  … not implemented yet: fill in out_size() and same_pads() in the cell above")
+        return
+    for name, mistakes in wrong.items():
+        print(f"  {'✓' if not mistakes else '✗'} {name}: {len(mistakes)} wrong of {tried[name]} cases")
+        for line in mistakes[:3]:
+            print("      ", line)
+
+
+check_arithmetic()
+
+# %% [markdown]
 # Bad arguments are rejected early, with a message that names the argument and the shape it
 # expected — the same message whichever implementation you call:
 
