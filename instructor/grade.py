@@ -120,10 +120,11 @@ class HiddenTests:
                 if got is None:
                     problems.append(f"{out}: missing")
                     continue
-                ok, _, message = _compare_safely(got, self.expected[name, k][out],
-                                                 self.bugs[name, k].get(out, {}), case, out)
+                ok, error, message = _compare_safely(got, self.expected[name, k][out],
+                                                     self.bugs[name, k].get(out, {}), case, out)
                 if not ok:
-                    problems.append(f"{out}: {message or 'wrong values'}")
+                    problems.append(f"{out}: {message or 'wrong values'}"
+                                    + (f" (max rel error {error:.1e})" if error is not None else ""))
             if f"case{k}/modified" in outputs:
                 problems.append(f"modified its input {outputs[f'case{k}/modified']}")
             if problems:

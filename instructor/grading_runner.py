@@ -95,8 +95,9 @@ def main(limits, sandbox, site_dir, exercises_py, inputs, out_dir, *names):
         try:
             np.savez(f"{out_dir}/{name}.npz", **results)
         except Exception as e:  # e.g. outputs past the file-size limit
-            np.savez(f"{out_dir}/{name}.npz", **{"case0/error": np.array(
-                f"its outputs could not be saved: {type(e).__name__}: {e}"[:500])})
+            message = np.array(f"its outputs could not be saved: {type(e).__name__}: {e}"[:500])
+            np.savez(f"{out_dir}/{name}.npz",
+                     **{f"case{k}/error": message for k in range(len(case_specs))})
         print(f"done {name}", file=progress)
 
 
