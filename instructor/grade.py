@@ -265,8 +265,8 @@ def run_submission(workdir: Path, inputs: Path, names: list, limits: Limits) -> 
         if current is None or current in results:
             # died before its first exercise: the import of convlib failed
             reason = ("took longer than the time limit to import" if timed_out
-                      else "crashed while importing convlib")
-            message = f"{reason}\n\n{_tail(log)}".strip()
+                      else f"importing convlib failed: {_death(process.returncode)}")
+            message = f"{reason}\n\n{_tail(log)}".strip().replace(f"{sandbox}/", "")
             notes.append(message)
             for name in remaining:
                 results[name] = "convlib could not be imported (see the notes at the end)"
@@ -274,7 +274,9 @@ def run_submission(workdir: Path, inputs: Path, names: list, limits: Limits) -> 
         if timed_out:
             why = f"stopped after {limits.seconds_per_exercise:g} s (time limit; an infinite loop?)"
         else:
-            why = _death(process.returncode, log)
+            last_lines = _tail(log).splitlines()[-5:]
+            why = (f"{_death(process.returncode)} during this exercise"
+                   + (": " + " | ".join(last_lines) if last_lines else ""))
         results[current] = why
         remaining.remove(current)
     return results, notes
@@ -294,15 +296,14 @@ def _kill_group(process):
     process.wait()
 
 
-def _death(returncode, log: Path) -> str:
+def _death(returncode) -> str:
+    """How the runner process ended, in words."""
     if returncode < 0:
         sig = signal.Signals(-returncode).name
         hint = {"SIGXCPU": " (CPU time limit)", "SIGKILL": " (killed: memory or time limit)",
                 "SIGSEGV": " (segmentation fault)"}.get(sig, "")
         return f"the process was killed by {sig}{hint}"
-    tail = _tail(log).splitlines()[-5:]
-    return (f"the process exited with status {returncode} in the middle of this exercise"
-            + (": " + " | ".join(tail) if tail else ""))
+    return f"the process exited with status {returncode}"
 
 
 def _load_outputs(path: Path):

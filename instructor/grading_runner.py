@@ -63,12 +63,15 @@ def main(limits, sandbox, site_dir, exercises_py, inputs, out_dir, *names):
                 hyper = spec["hyper"]
                 geometry = shapes.conv_geometry(arrays["x"].shape, arrays["w"].shape, **hyper)
                 case = SimpleNamespace(**arrays, hyper=hyper, geometry=geometry)
-                outputs = trusted["CALLS"][name](modules, case)
-                for out_name, value in zip(trusted["OUTPUTS"][name], outputs):
-                    results[f"case{k}/{out_name}"] = np.array(value)
-                if len(tuple(outputs)) != len(trusted["OUTPUTS"][name]):
-                    raise ValueError(f"returned {len(tuple(outputs))} arrays, expected "
-                                     f"{len(trusted['OUTPUTS'][name])}")
+                outputs = tuple(trusted["CALLS"][name](modules, case))
+                out_names = trusted["OUTPUTS"][name]
+                if len(outputs) != len(out_names):
+                    raise ValueError(f"returned {len(outputs)} arrays, expected {len(out_names)}")
+                for out_name, value in zip(out_names, outputs):
+                    value = np.array(value)
+                    if value.dtype == object:    # would need pickle to leave this process
+                        raise TypeError(f"{out_name} is not an array of numbers")
+                    results[f"case{k}/{out_name}"] = value
             except BaseException as e:  # SystemExit and KeyboardInterrupt included
                 if isinstance(e, NotImplementedError):
                     message = "not implemented: " + (str(e) or "raise NotImplementedError")
