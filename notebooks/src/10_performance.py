@@ -184,11 +184,24 @@ for method, (fwd, bwd) in results["CNN (8,32,32,64) 3x3 64->64"].items():
     print(f"{method:>10}: forward = {fwd / floor:.2f} x the floor")
 
 # %% [markdown]
-# Two things keep a method above the floor. **Copies**: im2col writes its column matrix
+# Three things keep a method above the floor. **Copies**: im2col writes its column matrix
 # before multiplying — $K_H K_W$ times the input's bytes, through memory. **Accumulation**:
 # a method built from several smaller products must add their results, and NumPy has no
 # "C += A @ B" (BLAS can, but `np.matmul` always writes a fresh result), so each addition is
-# an extra pass over memory.
+# an extra pass over memory. **Shape**: $K_H K_W$ thin products with $K = C_\text{in}$ do
+# the same multiply-adds as one product with $K = K_H K_W C_\text{in}$, but BLAS is less
+# efficient on them — each tile of the result is loaded and stored once per product, and a
+# short $K$ gives it less work to amortize that over. Measure it: the floor's product, cut
+# along $K$ into $K_H K_W$ slices.
+
+# %% tags=["nbval-ignore-output"]
+taps_count = int(np.prod(g.kernel_hw))
+slices = [slice(t * g.in_channels, (t + 1) * g.in_channels) for t in range(taps_count)]
+thin = best_time(lambda: [a[:, sl] @ bmat[sl] for sl in slices])
+print(f"one product, K = {k}: {floor * 1e3:.1f} ms;  {taps_count} products, K = {g.in_channels}: "
+      f"{thin * 1e3:.1f} ms ({thin / floor:.2f} x), without even adding them up")
+
+# %% [markdown]
 #
 # ## The tap loop
 #
@@ -266,5 +279,6 @@ check.taps_forward_backward()
 
 # %% [markdown]
 # **Summary.** Vectorizing buys two to three orders of magnitude over the loops. Among the
-# vectorized methods, what separates them is memory traffic: copies (im2col) and extra
-# accumulation passes (taps). The GEMM floor tells you how much is left to gain.
+# vectorized methods, what separates them is memory traffic — copies (im2col), extra
+# accumulation passes (taps) — and how well the matrix products suit BLAS (one fat product
+# beats many thin ones). The GEMM floor tells you how much is left to gain.
