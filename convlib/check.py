@@ -7,9 +7,10 @@
       ...
 
 Each check runs your function on a few cases — stride > 1, pad = 0, non-square kernels,
-sizes the stride does not divide, asymmetric padding, dilation, float32 — and compares
-with expected results stored in ``check_data.npz`` (made from the reference solution,
-which is itself tested against PyTorch). A ✗ line says what differs and, when the
+sizes the stride does not divide, asymmetric padding, dilation, a Fortran-order
+(non-contiguous) input, float32 — and compares with expected results stored in
+``check_data.npz`` (made from the reference solution, which is itself tested against
+PyTorch). A ✗ line says what differs and, when the
 mistake looks like a classic one, names it.
 """
 from __future__ import annotations
@@ -185,6 +186,9 @@ def run(exercise_name: str, path=DATA) -> dict:
         hint = ""
         if all(ok or case.strided for ok, case in zip(results, cases)):
             hint = " Only the cases with stride > 1 fail: look at how the stride enters."
+        if all(ok or not case.x.flags.c_contiguous for ok, case in zip(results, cases)):
+            hint = (" Only the case whose input is not C-contiguous fails: take strides from "
+                    "x.strides, never from the shape.")
         print(f"{passed} of {len(cases)} cases pass.{hint}")
     return {"implemented": True, "passed": passed, "total": len(cases)}
 

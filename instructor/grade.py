@@ -133,6 +133,10 @@ class HiddenTests:
                 passed += 1
                 result.lines.append(f"✓ {case.name}")
         result.earned = result.points if passed == len(self.cases) else 0
+        failed = [case for case, line in zip(self.cases, result.lines) if line.startswith("✗")]
+        if failed and all(not case.x.flags.c_contiguous for case in failed):
+            result.lines.append("hint: only the case whose input is not C-contiguous fails: "
+                                "take strides from x.strides, never from the shape")
         reasons = {line.split(": ", 1)[-1] for line in result.lines}
         if passed == 0 and len(reasons) == 1:    # one message, not seven copies of it
             result.lines = [f"✗ all {len(self.cases)} cases: {reasons.pop()}"]

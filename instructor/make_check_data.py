@@ -21,22 +21,23 @@ import convlib
 from convlib import check, strided
 from convlib.shapes import pad
 
-# name, x shape, w shape, hyper-parameters, dtype
+# name, x shape, w shape, hyper-parameters, dtype[, memory order of x: "F" = Fortran order,
+# a non-contiguous layout that breaks strides computed from the shape]
 CASES = [
     ("stride 2, pad 1, height not divisible", (2, 8, 7, 3), (3, 3, 3, 4), dict(stride=2, padding=1), "float64"),
     ("pad 0, non-square kernel", (1, 6, 7, 2), (2, 3, 2, 3), dict(stride=1, padding=0), "float64"),
-    ("stride (3, 2), asymmetric pad", (2, 9, 8, 2), (3, 2, 2, 2), dict(stride=(3, 2), padding=((1, 0), (0, 2))), "float64"),
+    ("stride (3, 2), asymmetric pad, Fortran-order x", (2, 9, 8, 2), (3, 2, 2, 2), dict(stride=(3, 2), padding=((1, 0), (0, 2))), "float64", "F"),
     ("dilation 2, 'same' padding", (1, 7, 6, 2), (3, 3, 2, 2), dict(stride=1, padding="same", dilation=2), "float64"),
     ("float32, stride 2, pad 0", (2, 7, 9, 3), (3, 3, 3, 2), dict(stride=2, padding=0), "float32"),
 ]
 
 
 def make_cases(specs=CASES, seed=20261124) -> list[check.Case]:
-    """(name, x shape, w shape, hyper, dtype) specs -> cases with seeded random arrays."""
+    """(name, x shape, w shape, hyper, dtype[, order]) specs -> cases with seeded random arrays."""
     rng = np.random.default_rng(seed)
     cases = []
-    for name, xs, ws, hyper, dtype in specs:
-        x = rng.standard_normal(xs).astype(dtype)
+    for name, xs, ws, hyper, dtype, *order in specs:
+        x = rng.standard_normal(xs).astype(dtype, order=(order or ["C"])[0])
         w = rng.standard_normal(ws).astype(dtype)
         b = rng.standard_normal(ws[3]).astype(dtype)
         g = convlib.shapes.conv_geometry(xs, ws, **hyper)

@@ -33,6 +33,7 @@ def test_cases_cover_what_students_get_wrong():
     assert any(c.geometry.dilation != (1, 1) for c in cases)
     assert any(c.x.dtype == np.float32 for c in cases)
     assert any(lo != hi for c in cases for lo, hi in c.geometry.pads)
+    assert any(not c.x.flags.c_contiguous for c in cases)               # strides, not shape
 
 
 @pytest.mark.parametrize("name", sorted(check.EXERCISES))
@@ -75,6 +76,12 @@ _input_gradient = strided.input_gradient
 _windows = strided.windows
 
 
+def _strides_from_shape(x, *args):
+    """as_strided with the strides a C-contiguous array of x's shape would have."""
+    right = _windows(np.ascontiguousarray(x), *args)
+    return np.lib.stride_tricks.as_strided(x, right.shape, right.strides, writeable=False)
+
+
 def _padded_by_p(dy, w, g):
     """dZ dilated, then padded by the conv's own padding instead of k - 1; no crop."""
     dy_full = np.pad(strided.dilate(dy, g.stride), ((0, 0), *g.pads, (0, 0)))
@@ -100,6 +107,8 @@ SEEDED_BUGS = [  # (exercise, patch target, replacement, words the report must c
      "take as many windows as the *padded* input has rows"),
     ("windows", (strided, "windows"), lambda *a: _windows(*a).copy(),
      "view of x_pad, not a copy"),
+    ("windows", (strided, "windows"), _strides_from_shape,
+     "Only the case whose input is not C-contiguous fails"),
     ("windows", (strided, "windows"),             # as_strided without writeable=False
      lambda x, *a: np.lib.stride_tricks.as_strided(x, _windows(x, *a).shape,
                                                    _windows(x, *a).strides),

@@ -28,6 +28,8 @@ SEEDED_BUGS = {
     "pad_by_p": ({"input_gradient", "conv_transpose2d"}, "padded by the conv's padding p"),
     "swapped_kernel_axes": ({"im2col_forward"}, "the kernel axes (KH, KW) are swapped"),
     "writeable_windows": ({"windows"}, "the view must be read-only"),
+    "strides_from_shape": ({"windows", "strided_forward", "im2col_forward", "weight_gradients",
+                            "im2col_backward"}, "take strides from x.strides"),
 }
 assert set(SEEDED_BUGS) == set(BUGS)
 

@@ -32,7 +32,7 @@
 # The places to fill in raise `NotImplementedError` until you do. Right after each
 # exercise comes a **check cell**, such as `check.loops_forward()`. It runs your function on
 # several cases (stride > 1, padding 0, non-square kernels, sizes the stride does not
-# divide, float32), compares with stored expected results — made by the reference solution,
+# divide, a non-contiguous input, float32), compares with stored expected results — made by the reference solution,
 # which is itself tested against PyTorch — and prints one line per case: `✓` when it agrees, `✗` with a likely diagnosis when it does not, or a hint that
 # the function is not implemented yet. Edit the file, save, re-run the check cell: the
 # notebooks load `%autoreload`, so you never need to restart the kernel.
