@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -26,7 +25,7 @@ from types import SimpleNamespace
 
 from . import exercises, im2col, loops, shapes, strided, taps
 from .gradcheck import rel_error
-from .shapes import conv_geometry, pad
+from .shapes import conv_geometry
 
 DATA = Path(__file__).with_name("check_data.npz")
 _modules = SimpleNamespace(loops=loops, strided=strided, im2col=im2col, taps=taps, shapes=shapes)

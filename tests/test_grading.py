@@ -2,7 +2,6 @@
 bug exactly the exercises it breaks (named in the feedback), and every attack 0 for what it
 touches — without stopping the run or hurting the other students."""
 import csv
-import shutil
 import zipfile
 from pathlib import Path
 
