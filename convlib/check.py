@@ -15,13 +15,14 @@ mistake looks like a classic one, names it.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
-
-from types import SimpleNamespace
 
 from . import exercises, im2col, loops, shapes, strided, taps
 from .gradcheck import rel_error
@@ -131,7 +132,12 @@ def _diagnose_shape(got, want, case, output) -> str:
 
 def _compare(got, want, bugs, case, output):
     """-> (ok, error, message)."""
-    got = np.asarray(got)
+    try:
+        got = np.asarray(got)
+    except ValueError as e:          # e.g. a ragged list
+        return False, None, f"not an array: {e}"
+    if got.dtype.kind not in "fiuc":
+        return False, None, f"returned {got.dtype} data, expected an array of {want.dtype}"
     if got.shape != want.shape:
         return False, None, _diagnose_shape(got, want, case, output)
     if got.dtype != want.dtype:
@@ -182,20 +188,24 @@ def run(exercise_name: str, path=DATA) -> dict:
     if passed == len(cases):
         print(f"All {len(cases)} cases pass.")
     else:
-        hint = ""
-        if all(ok or case.strided for ok, case in zip(results, cases)):
-            hint = " Only the cases with stride > 1 fail: look at how the stride enters."
-        if all(ok or not case.x.flags.c_contiguous for ok, case in zip(results, cases)):
-            hint = (" Only the case whose input is not C-contiguous fails: take strides from "
-                    "x.strides, never from the shape.")
-        print(f"{passed} of {len(cases)} cases pass.{hint}")
+        hint = failure_hint(results, cases)
+        print(f"{passed} of {len(cases)} cases pass." + (f" {hint}" if hint else ""))
     return {"implemented": True, "passed": passed, "total": len(cases)}
+
+
+def failure_hint(passed: list, cases: list) -> str:
+    """What the failing cases have in common, when that points at a classic mistake."""
+    failed = [case for ok, case in zip(passed, cases) if not ok]
+    if failed and all(not case.x.flags.c_contiguous for case in failed):
+        return ("Only the case whose input is not C-contiguous fails: take strides from "
+                "x.strides, never from the shape.")
+    if failed and all(case.strided for case in failed):
+        return "Only the cases with stride > 1 fail: look at how the stride enters."
+    return ""
 
 
 def summary(path=DATA) -> dict:
     """Run every exercise's check quietly; print one line per exercise. -> {name: summary}"""
-    import contextlib
-    import io
     results = {}
     for name, ex in EXERCISES.items():
         with contextlib.redirect_stdout(io.StringIO()):

@@ -78,7 +78,7 @@ def bug_outputs(exercise, case):
                 case.x, case.w.transpose(1, 0, 2, 3), case.b, **case.hyper)
     if exercise == "windows":         # [shares x_pad's memory, read-only]
         bugs["view"] = {"copied": np.int8([0, 1]), "copied_writeable": np.int8([0, 0]),
-                              "writeable": np.int8([1, 0])}
+                        "writeable": np.int8([1, 0])}
     if exercise in ("loops_backward", "im2col_backward"):
         cols = strided.windows(x_pad, g.kernel_hw, 1, g.dilation)[:, :ho, :wo]
         bugs["dx"] = {"missing_stride": strided.input_gradient(case.dy, case.w, g1)}
@@ -87,13 +87,12 @@ def bug_outputs(exercise, case):
         with _undilated():
             not_dilated = strided.input_gradient(case.dy, case.w, g)
         not_rotated = strided.input_gradient(case.dy, case.w[::-1, ::-1], g)
-        unpadded = _unpadded_windows(case.dy, case.w, g)
-        bugs["dx" if exercise == "input_gradient" else "out"] = {
-            "not_dilated": not_dilated, "not_rotated": not_rotated,
-            "unpadded_windows": unpadded}
+        output = "dx" if exercise == "input_gradient" else "out"
+        bugs[output] = {"not_dilated": not_dilated, "not_rotated": not_rotated,
+                        "unpadded_windows": _unpadded_windows(case.dy, case.w, g)}
         if g.kernel_hw[0] == g.kernel_hw[1]:
-            bugs["dx" if exercise == "input_gradient" else "out"]["swapped_kernel_axes"] = \
-                strided.input_gradient(case.dy, case.w.transpose(1, 0, 2, 3), g)
+            bugs[output]["swapped_kernel_axes"] = strided.input_gradient(
+                case.dy, case.w.transpose(1, 0, 2, 3), g)
     return bugs
 
 
