@@ -96,12 +96,7 @@ class HiddenTests:
         return sum(self.points.values())
 
     def write_inputs(self, path: Path):
-        arrays = {"cases": np.array(json.dumps([{"name": c.name, "hyper": c.hyper}
-                                                 for c in self.cases]))}
-        for k, case in enumerate(self.cases):
-            for key in ("x", "w", "b", "dy"):
-                arrays[f"case{k}/{key}"] = getattr(case, key)
-        np.savez(path, **arrays)
+        np.savez(path, **make_check_data.case_arrays(self.cases))
 
     def judge(self, name: str, outputs: dict) -> ExerciseResult:
         """Compare what the student's process returned with the expected values."""

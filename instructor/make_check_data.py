@@ -109,14 +109,22 @@ def expected_and_bugs(name, case) -> tuple[dict, dict]:
     return expected, bugs
 
 
-def build(cases=None) -> dict:
-    """Everything convlib.check needs, as a flat {key: array} for np.savez."""
-    cases = make_cases() if cases is None else cases
+def case_arrays(cases) -> dict:
+    """The cases as a flat {key: array} for np.savez, read back by convlib.check.load_cases
+    (and by instructor/grading_runner.py)."""
     arrays = {"case_names": np.array(json.dumps([c.name for c in cases]))}
     for k, case in enumerate(cases):
         for key in ("x", "w", "b", "dy"):
             arrays[f"case{k}/{key}"] = getattr(case, key)
         arrays[f"case{k}/hyper"] = np.array(json.dumps(case.hyper))
+    return arrays
+
+
+def build(cases=None) -> dict:
+    """Everything convlib.check needs, as a flat {key: array} for np.savez."""
+    cases = make_cases() if cases is None else cases
+    arrays = case_arrays(cases)
+    for k, case in enumerate(cases):
         for name in check.EXERCISES:
             expected, bugs = expected_and_bugs(name, case)
             for out, value in expected.items():
