@@ -1,0 +1,587 @@
+"""Grade on Gradescope: an autograder bundle built from the same hidden tests as `make grade`.
+
+    python -m instructor.gradescope build [--out dist/gradescope]      # make gradescope
+    python -m instructor.gradescope run [--root /autograder]           # what run_autograder does
+
+``build`` writes ``OUT/autograder.zip`` in Gradescope's autograder format: ``setup.sh`` and
+``run_autograder`` at the root of the zip, the grader under ``course/``, and ``hidden.npz``:
+the hidden cases, their expected outputs and the classic bugs' outputs, computed now from
+the full solution. The bundle holds no solution code: its ``convlib/`` is the student
+release's (solutions stripped, as every student has it), needed only for the shared
+verdict (:mod:`convlib.check`) and the trusted call table (:mod:`convlib.exercises`).
+
+``run`` grades the one submission Gradescope puts in ``ROOT/submission`` with
+:func:`instructor.grade.grade_one` — the same runner, limits, result validation, verdict and
+feedback text as ``make grade`` — and writes ``ROOT/results/results.json``. The student's
+code runs in the grader's child process as an unprivileged user (created by ``setup.sh``);
+the expected answers (``hidden.npz``, mode 600) and the results folder are root's.
+
+The root is ``/autograder`` on Gradescope; tests point it elsewhere with ``--root`` or
+``CONVLIB_GRADESCOPE_ROOT``.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import pwd
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+
+from convlib import check
+from instructor import grade
+
+ROOT = Path(__file__).resolve().parents[1]
+GRADESCOPE_ROOT = Path("/autograder")
+HIDDEN_NPZ = "hidden.npz"                # in the bundle's root, next to setup.sh
+VENV = "/opt/convlib-venv"               # where setup.sh installs Python and NumPy
+GRADING_USER = "convlib-student"         # the unprivileged account setup.sh creates
+# The convlib modules the grader imports (check and its imports), in their release form.
+BUNDLE_CONVLIB = ["__init__", "check", "dispatch", "exercises", "gradcheck", "im2col",
+                  "loops", "shapes", "strided", "taps"]
+EXERCISE_MODULES = ("loops.py", "strided.py", "im2col.py", "taps.py")
+MAX_DEPTH = 4                            # folders between the submission root and convlib/
+MAX_ZIP_ENTRIES = 5000
+MAX_ZIP_BYTES = 100_000_000              # unpacked, all entries of one zip together
+MAX_FILES_LISTED = 20_000
+MAX_PROCESSES = 64                       # RLIMIT_NPROC of the grading user
+
+
+# -- the hidden tests, precomputed --------------------------------------------------------
+
+def hidden_arrays(hidden: grade.HiddenTests) -> dict:
+    """Everything the grader's side needs, as a flat {key: array} for np.savez: the points,
+    the cases (in the check data's format), the expected outputs and the bugs' outputs."""
+    from instructor import make_check_data      # the full solution's side: build time only
+
+    arrays = make_check_data.case_arrays(hidden.cases)
+    arrays["points"] = np.array(json.dumps(hidden.points))
+    for (name, k), outputs in hidden.expected.items():
+        for out, value in outputs.items():
+            arrays[f"expected/{name}/{k}/{out}"] = value
+    for (name, k), by_output in hidden.bugs.items():
+        for out, by_bug in by_output.items():
+            for bug, value in by_bug.items():
+                arrays[f"bug/{name}/{k}/{out}/{bug}"] = value
+    return arrays
+
+
+class StoredHiddenTests(grade.HiddenTests):
+    """The hidden tests read from ``hidden.npz``: no reference implementation needed.
+    Judging (:meth:`grade.HiddenTests.judge`) is inherited unchanged."""
+
+    def __init__(self, path: Path):
+        with np.load(path, allow_pickle=False) as data:
+            self.points = json.loads(str(data["points"]))
+            self._case_arrays = {key: data[key] for key in data.files
+                                 if key == "case_names" or key.startswith("case")}
+            stored = {key: data[key] for key in data.files if key.startswith(("expected/", "bug/"))}
+        self.cases = check.load_cases(path)
+        self.expected = {(name, k): {} for name in self.points for k in range(len(self.cases))}
+        self.bugs = {(name, k): {} for name in self.points for k in range(len(self.cases))}
+        for key, value in stored.items():
+            kind, name, k, out, *bug = key.split("/")
+            if kind == "expected":
+                self.expected[name, int(k)][out] = value
+            else:
+                self.bugs[name, int(k)].setdefault(out, {})[bug[0]] = value
+
+    def write_inputs(self, path: Path):
+        np.savez(path, **self._case_arrays)
+
+
+# -- finding the package in what Gradescope stores -----------------------------------------
+
+def _skipped(relative: str) -> bool:
+    """macOS zip debris (__MACOSX/, ._name) and hidden folders are never the package."""
+    parts = relative.split("/")
+    return any(p.startswith(("__MACOSX", "._")) or (p.startswith(".") and p != ".") for p in parts)
+
+
+def find_package(paths) -> str | None:
+    """The folder (a prefix ending in '/', or '' for the top) that holds the student's
+    package, among relative file paths: the shallowest ``convlib/`` with an ``__init__.py``,
+    else the shallowest folder whose ``__init__.py`` sits next to an exercise module (the
+    files of convlib/ uploaded without their folder).
+
+    >>> find_package(["hw/convlib/__init__.py", "hw/convlib/loops.py", "x/y/convlib/__init__.py"])
+    'hw/convlib/'
+    >>> find_package(["__init__.py", "loops.py", "strided.py"])
+    ''
+    """
+    paths = {p for p in paths if not _skipped(p)}
+    folders = [p[: -len("__init__.py")] for p in paths
+               if p == "__init__.py" or p.endswith("/__init__.py")]
+    folders = [f for f in folders if f.count("/") <= MAX_DEPTH + 1]
+    named = [f for f in folders if f.rstrip("/").rsplit("/", 1)[-1] == "convlib"]
+    loose = [f for f in folders if any(f + m in paths for m in EXERCISE_MODULES)]
+    for group in (named, loose):
+        if group:
+            return min(group, key=lambda f: (f.count("/"), f))
+    return None
+
+
+def _regular_files(folder: Path) -> tuple[list[str], list[str]]:
+    """-> (relative paths of the regular files under folder, symbolic links met), without
+    following links and at most MAX_DEPTH + 1 folders down."""
+    files, links = [], []
+    for here, dirs, names in os.walk(folder, followlinks=False):
+        rel = Path(here).relative_to(folder)
+        depth = len(rel.parts)
+        for d in list(dirs):
+            if (Path(here) / d).is_symlink():
+                links.append((rel / d).as_posix())
+        if depth > MAX_DEPTH + 1:
+            dirs[:] = []
+            continue
+        for name in names:
+            path = Path(here) / name
+            if path.is_symlink():
+                links.append((rel / name).as_posix())
+            elif stat.S_ISREG(path.lstat().st_mode):
+                files.append((rel / name).as_posix())
+            if len(files) > MAX_FILES_LISTED:
+                return files, links
+    return files, links
+
+
+def stage_submission(submission: Path, target: Path) -> list[str]:
+    """Copy the student's convlib/*.py, wherever Gradescope put them, to target/convlib/.
+
+    Accepted: ``convlib/`` at any depth up to MAX_DEPTH, a zip of it (also at any depth,
+    the extension in any case), or its files uploaded on their own. Symbolic links are not
+    followed. -> notes for the feedback (empty when the package was found in a folder).
+    When nothing is found, target/convlib is not created and the notes say what was seen.
+    """
+    files, links = _regular_files(submission)
+    prefix = find_package(files)
+    if prefix is not None:
+        _copy_modules(((name, lambda p=submission / (prefix + name): p.read_bytes())
+                       for name in _modules_in(prefix, files)), target)
+        return []
+    notes = [f"{link} is a symbolic link: not followed" for link in links]
+    zips = sorted((f for f in files if f.lower().endswith(".zip") and not _skipped(f)),
+                  key=lambda f: (f.count("/"), f))
+    for name in zips:
+        try:
+            with zipfile.ZipFile(submission / name) as archive:
+                members = [m for m in archive.infolist() if not m.is_dir()]
+                if len(members) > MAX_ZIP_ENTRIES:
+                    notes.append(f"{name}: more than {MAX_ZIP_ENTRIES} files, not opened")
+                    continue
+                if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
+                    notes.append(f"{name}: over {MAX_ZIP_BYTES >> 20} MB unpacked, not opened")
+                    continue
+                by_name = {m.filename: m for m in members if not _is_link(m)}
+                prefix = find_package(by_name)
+                if prefix is None:
+                    continue
+                _copy_modules(((module, lambda m=by_name[prefix + module]: archive.read(m))
+                               for module in _modules_in(prefix, by_name)), target)
+                return notes + [f"convlib taken from {name}"]
+        except (zipfile.BadZipFile, OSError) as e:
+            notes.append(f"{name}: not a readable zip file ({e})")
+    shown = ", ".join(sorted(files)[:10]) + (" …" if len(files) > 10 else "")
+    notes.append(f"no convlib/__init__.py in the submission (files: {shown or 'none'}); "
+                 "submit the convlib folder, a zip of it, or its .py files")
+    return notes
+
+
+def _modules_in(prefix: str, paths) -> list[str]:
+    """Names of the .py files directly in the folder ``prefix``."""
+    return sorted(p[len(prefix):] for p in paths
+                  if p.startswith(prefix) and p.endswith(".py") and "/" not in p[len(prefix):])
+
+
+def _is_link(member: zipfile.ZipInfo) -> bool:
+    return stat.S_ISLNK(member.external_attr >> 16)
+
+
+def _copy_modules(modules, target: Path):
+    """(name, read) pairs -> target/convlib/name, at most grade.MAX_ZIP_BYTES in all."""
+    package = target / "convlib"
+    package.mkdir(parents=True)
+    total = 0
+    for name, read in modules:
+        data = read()
+        total += len(data)
+        if total > grade.MAX_ZIP_BYTES:
+            raise grade.SubmissionError("convlib/*.py exceed 5 MB")
+        (package / name).write_bytes(data)
+
+
+# -- results.json ------------------------------------------------------------------------
+
+def feedback_sections(feedback_md: str) -> dict:
+    """feedback/<student>.md split at its '## ' headings -> {heading: body}."""
+    sections, heading = {}, None
+    for line in feedback_md.splitlines(keepends=True):
+        if line.startswith("## "):
+            heading = line[3:].strip()
+            sections[heading] = ""
+        elif heading is not None:
+            sections[heading] += line
+    return {h: body.strip("\n") + "\n" for h, body in sections.items()}
+
+
+def named_causes(lines: list) -> list[str]:
+    """The classic bugs and failure hints the verdict named in an exercise's lines: what a
+    student may see before the due date (no case name, shape or value)."""
+    text = "\n".join(lines)
+    found = [f"likely bug: {message}" for message in check.BUG_MESSAGES.values() if message in text]
+    found += [line for line in lines if line.startswith("hint: ")]
+    return found
+
+
+def results_json(g: grade.Grade, hidden: grade.HiddenTests, feedback_md: str,
+                 seconds: float) -> dict:
+    """Gradescope's results.json for one graded submission.
+
+    One test per exercise (score, max_score, status, and the exercise's section of
+    feedback/<student>.md as its output) shown after the due date: its lines name the hidden
+    cases. One test shown at once, without points: the likely bugs and failure hints the
+    hidden tests recognised, and whether convlib could be imported at all.
+    """
+    sections = feedback_sections(feedback_md)
+    tests = []
+    for number, (name, r) in enumerate(g.results.items(), 1):
+        ex = check.EXERCISES.get(name)
+        title = f"{name}: {ex.function} in {ex.where}" if ex else name
+        tests.append({
+            "name": title, "number": str(number),
+            "score": float(r.earned), "max_score": float(r.points),
+            "status": "passed" if r.earned == r.points else "failed",
+            "output": sections[f"{r.name} — {r.earned} / {r.points}"],
+            "output_format": "md", "visibility": "after_due_date",
+            "extra_data": {"exercise": name}})
+    found = [f"- **{name}**: {cause}" for name, r in g.results.items()
+             for cause in named_causes(r.lines)]
+    notes = sections.get("Notes", "")
+    visible = []
+    if notes:
+        visible.append("Your convlib could not be graded:\n\n" + notes)
+    if found:
+        visible.append("The hidden tests recognised these mistakes:\n\n" + "\n".join(found))
+    if not visible:
+        visible.append("No classic mistake recognised. Scores and the hidden cases are shown "
+                       "after the due date; run the checks in the notebooks meanwhile.")
+    summary = {"name": "Likely bugs (shown now; scores and hidden cases after the due date)",
+               "number": "0",
+               "output": "\n\n".join(visible) + "\n", "output_format": "md",
+               "visibility": "visible"}
+    if notes or found:
+        summary["status"] = "failed"
+    return {
+        "score": float(g.score),
+        "execution_time": max(1, round(seconds)),
+        "output": (f"convlib: {len(g.results)} exercises graded by hidden tests "
+                   f"({len(hidden.cases)} cases each, {hidden.max_score} points). Each exercise "
+                   "earns its points when every hidden case passes. Likely bugs are shown now; "
+                   "scores and the cases after the due date."),
+        "output_format": "md",
+        "visibility": "after_due_date",
+        "stdout_visibility": "hidden",
+        "tests": [summary, *tests],
+    }
+
+
+# -- running the student's code unprivileged ----------------------------------------------
+
+def _grading_ids(user: str | None) -> tuple[int, int] | None:
+    """(uid, gid) to run the student's code as; None to stay as we are."""
+    if user in (None, "", "none") or os.geteuid() != 0:
+        return None
+    if user.isdigit():
+        return int(user), int(user)
+    entry = pwd.getpwnam(user)
+    return entry.pw_uid, entry.pw_gid
+
+
+@contextmanager
+def _as_user(ids: tuple[int, int] | None, launcher_dir: Path):
+    """While active, the grader starts its child process as uid:gid (setpriv), with at most
+    MAX_PROCESSES processes: a launcher replaces the Python it starts. The launcher first
+    hands the submission's copy and output folder to that user and lets it into the
+    workdir (the grader creates them root-only)."""
+    if ids is None:
+        yield
+        return
+    uid, gid = ids
+    launcher = launcher_dir / "python-as-student"
+    launcher.write_text(
+        "#!/bin/sh\n"
+        "# started by instructor.grade in the submission's workdir\n"
+        f"chown -R {uid}:{gid} sandbox out && chmod 0711 . || exit 97\n"
+        f"exec prlimit --nproc={MAX_PROCESSES} -- setpriv --reuid={uid} --regid={gid} "
+        f"--clear-groups --no-new-privs -- {sys.executable} \"$@\"\n")
+    launcher.chmod(0o755)
+    try:
+        with mock.patch.object(grade.sys, "executable", str(launcher)):
+            yield
+    finally:
+        kill_user_processes(uid)
+
+
+def kill_user_processes(uid: int, rounds: int = 20):
+    """SIGKILL every process of uid (the grading user's daemons), until none is left."""
+    if uid == 0 or uid == os.getuid():
+        raise ValueError("refusing to kill the grader's own user's processes")
+    for _ in range(rounds):
+        found = False
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if entry.stat().st_uid == uid:
+                    found = True
+                    os.kill(int(entry.name), signal.SIGKILL)
+            except (ProcessLookupError, FileNotFoundError, PermissionError):
+                pass
+        if not found:
+            return
+        time.sleep(0.05)
+
+
+# -- one Gradescope run ------------------------------------------------------------------
+
+def _student_name(root: Path) -> str:
+    try:
+        users = json.loads((root / "submission_metadata.json").read_text())["users"]
+        return ", ".join(u.get("name") or u.get("email") or "?" for u in users) or "submission"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "submission"
+
+
+def run(root: Path = GRADESCOPE_ROOT, hidden_path: Path | None = None,
+        limits: grade.Limits | None = None, user: str | None = GRADING_USER) -> dict:
+    """Grade root/submission, write root/results/results.json. -> the results."""
+    start = time.monotonic()
+    hidden_path = hidden_path or root / "source" / HIDDEN_NPZ
+    if os.geteuid() == 0:
+        os.chmod(hidden_path, 0o600)           # the student's code runs as another user
+    hidden = StoredHiddenTests(hidden_path)
+    try:
+        ids = _grading_ids(user)
+    except KeyError:
+        print(f"no user {user!r}: the student's code runs as root (setup.sh creates it)")
+        ids = None
+    results_dir = root / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="gradescope-") as tmp:
+        tmp = Path(tmp)
+        tmp.chmod(0o755)
+        staged = tmp / "submission"
+        staged.mkdir()
+        try:
+            notes = stage_submission(root / "submission", staged)
+        except grade.SubmissionError as e:
+            shutil.rmtree(staged / "convlib", ignore_errors=True)
+            notes = [str(e)]
+        inputs = tmp / "inputs.npz"
+        hidden.write_inputs(inputs)
+        inputs.chmod(0o644)
+        with _as_user(ids, tmp):
+            g = grade.grade_one(staged, hidden, inputs, limits or grade.Limits())
+    g.student = _student_name(root)
+    if not (staged / "convlib").exists():
+        g.notes = [*notes, *g.notes]
+    feedback = grade.feedback_markdown(g, hidden)
+    results = results_json(g, hidden, feedback, time.monotonic() - start)
+    partial = results_dir / "results.json.tmp"
+    partial.write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    os.replace(partial, results_dir / "results.json")
+    print(feedback)
+    print(f"score {g.score}/{hidden.max_score} in {g.seconds:.1f} s; "
+          f"student code ran as {'uid %d' % ids[0] if ids else 'this user'}")
+    return results
+
+
+# -- building the bundle -----------------------------------------------------------------
+
+SETUP_SH = """\
+#!/usr/bin/env bash
+# Gradescope runs this once, as root, when it builds the autograder image (Ubuntu 22.04 or
+# newer). It installs Python and NumPy, creates the unprivileged user the students' code
+# runs as, and makes the grader's files read-only and the expected answers root-only.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends python3 python3-venv util-linux
+python3 -c 'import sys; assert sys.version_info >= (3, 10), "the grader needs Python >= 3.10: choose an Ubuntu 22.04 or newer base image"'
+python3 -m venv {venv}
+{venv}/bin/python -m pip install -q --upgrade pip
+{venv}/bin/python -m pip install -q {numpy}
+id -u {user} >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin {user}
+chown -R root:root /autograder/source
+chmod -R go-w /autograder/source
+chmod 600 /autograder/source/{hidden}
+chmod 755 /autograder/source/run_autograder
+# fail the image build, not the first student, if the grader cannot start
+cd /autograder/source/course && {venv}/bin/python -s -E -c "import instructor.gradescope"
+"""
+
+RUN_AUTOGRADER = """\
+#!/usr/bin/env bash
+# Gradescope runs this for every submission, as root, in /autograder: grade
+# /autograder/submission with the hidden tests, write /autograder/results/results.json.
+# CONVLIB_GRADESCOPE_ROOT and CONVLIB_PYTHON point it elsewhere (the course's tests do).
+set -euo pipefail
+ROOT="${{CONVLIB_GRADESCOPE_ROOT:-/autograder}}"
+PYTHON="${{CONVLIB_PYTHON:-{venv}/bin/python}}"
+cd "$ROOT/source/course"
+exec "$PYTHON" -s -E -m instructor.gradescope run --root "$ROOT" "$@"
+"""
+
+
+def _instructor_modules(start: str = "grade") -> set[str]:
+    """instructor's modules that instructor/<start>.py imports, directly or not."""
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        tree = ast.parse((ROOT / "instructor" / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "instructor":
+                todo += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("instructor."):
+                todo.append(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                todo += [a.name.split(".")[1] for a in node.names
+                         if a.name.startswith("instructor.")]
+    return seen
+
+
+PLACEHOLDER = '''"""Not in the Gradescope bundle: computing the expected outputs needs the full solution.
+
+The bundle's hidden tests are precomputed in hidden.npz (instructor/gradescope.py, build).
+"""
+
+
+def __getattr__(name):
+    raise AttributeError(f"make_check_data.{name} is not in the Gradescope bundle: the "
+                         "expected outputs come from hidden.npz")
+'''
+
+
+def _numpy_requirement() -> str:
+    text = (ROOT / "pyproject.toml").read_text()
+    start = text.index("dependencies = [")
+    deps = ast.literal_eval(text[start + len("dependencies = "): text.index("]", start) + 1])
+    (numpy,) = [d for d in deps if d.startswith("numpy")]
+    return f"'{numpy}'"
+
+
+def build(out: Path = ROOT / "dist" / "gradescope") -> Path:
+    """Write out/autograder/ and out/autograder.zip (files at the zip's root). -> the zip."""
+    from instructor import release
+
+    tree = out / "autograder"
+    if tree.exists():
+        shutil.rmtree(tree)
+    course = tree / "course"
+    (course / "convlib").mkdir(parents=True)
+    (course / "instructor").mkdir()
+    for module in BUNDLE_CONVLIB:
+        source = ROOT / "convlib" / f"{module}.py"
+        (course / "convlib" / source.name).write_text(release.release_module(source))
+    modules = (_instructor_modules("grade") | _instructor_modules("gradescope")
+               | {"__init__", "grading_runner", "gradescope"}) - {"make_check_data", "release"}
+    for module in sorted(modules):
+        shutil.copyfile(ROOT / "instructor" / f"{module}.py", course / "instructor" / f"{module}.py")
+    (course / "instructor" / "make_check_data.py").write_text(PLACEHOLDER)
+    np.savez_compressed(tree / HIDDEN_NPZ, **hidden_arrays(grade.HiddenTests()))
+    values = dict(venv=VENV, user=GRADING_USER, hidden=HIDDEN_NPZ, numpy=_numpy_requirement())
+    (tree / "setup.sh").write_text(SETUP_SH.format(**values))
+    (tree / "run_autograder").write_text(RUN_AUTOGRADER.format(**values))
+    for script in ("setup.sh", "run_autograder"):
+        (tree / script).chmod(0o755)
+
+    # the bundle must import on its own: no instructor tree, no full solution behind it
+    subprocess.run([sys.executable, "-s", "-E", "-c",
+                    "import instructor.gradescope, convlib, sys; "
+                    "assert convlib.__file__.startswith(sys.argv[1]), convlib.__file__",
+                    str(course)], cwd=course, check=True)
+    archive = out / "autograder.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(tree.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                info = zipfile.ZipInfo(path.relative_to(tree).as_posix(), (2026, 1, 1, 0, 0, 0))
+                info.external_attr = (stat.S_IFREG | path.stat().st_mode & 0o777) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                z.writestr(info, path.read_bytes())
+    problems = leaks(archive)
+    if problems:
+        raise RuntimeError("the Gradescope bundle leaks:\n  " + "\n  ".join(problems))
+    return archive
+
+
+def leaks(archive: Path) -> list[str]:
+    """The release's leak scan on the bundle: no solution line, no solution marker, no
+    hidden-test source, no full-solution tooling (the release scan's rules for instructor
+    files do not apply: the grader is instructor code)."""
+    from instructor import release
+
+    secret_lines = release.solution_lines()
+    hidden_sources = {p.name for p in (ROOT / "tests" / "hidden").iterdir() if p.suffix == ".py"}
+    problems = []
+    with zipfile.ZipFile(archive) as z:
+        names = z.namelist()
+        for required in ("setup.sh", "run_autograder", HIDDEN_NPZ):
+            if required not in names:
+                problems.append(f"{required} is not at the root of the zip")
+        for name in names:
+            if Path(name).name in hidden_sources:
+                problems.append(f"{name}: a hidden test's source")
+            if name.endswith(".npz") and name != HIDDEN_NPZ:
+                problems.append(f"{name}: an unexpected data file")
+            if Path(name).suffix not in (".py", ".sh", ".md", ".txt", ""):
+                continue
+            text = z.read(name).decode("utf-8", "replace")
+            for marker in (release.BEGIN, release.END, grade.HIDDEN.relative_to(ROOT).as_posix()):
+                if marker in text:
+                    problems.append(f"{name}: contains {marker!r}")
+            for line in sorted(secret for secret in secret_lines if secret in text):
+                problems.append(f"{name}: solution line {line!r}")
+    return problems
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    b = commands.add_parser("build", help="write OUT/autograder.zip")
+    b.add_argument("--out", type=Path, default=ROOT / "dist" / "gradescope")
+    r = commands.add_parser("run", help="grade ROOT/submission into ROOT/results/results.json")
+    r.add_argument("--root", type=Path,
+                   default=Path(os.environ.get("CONVLIB_GRADESCOPE_ROOT", GRADESCOPE_ROOT)))
+    r.add_argument("--hidden", type=Path, default=None, help="default: ROOT/source/hidden.npz")
+    r.add_argument("--user", default=GRADING_USER,
+                   help="user (or uid) the student's code runs as when we are root; 'none': as is")
+    r.add_argument("--timeout", type=float, default=grade.Limits.seconds_per_exercise,
+                   help="seconds per exercise")
+    r.add_argument("--memory-mb", type=int, default=grade.Limits.memory_bytes >> 20)
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        archive = build(args.out.resolve())
+        print(f"wrote {archive} ({archive.stat().st_size} bytes); no solution line in it. "
+              "Upload it as the assignment's autograder (README: Grading a large class).")
+    else:
+        limits = grade.Limits(args.timeout, args.memory_mb << 20)
+        run(args.root, args.hidden, limits, args.user)
+
+
+if __name__ == "__main__":
+    main()
