@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab test e2e notebooks bench student grade bench-grading clean
+.PHONY: help venv lab test e2e notebooks bench student grade gradescope bench-grading clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -64,6 +64,9 @@ GRADES ?= grades
 grade: $(STAMP) ## grade with the hidden tests: make grade SUBMISSIONS=<dir> [GRADES=grades]
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder of submissions> [GRADES=<out dir>]"; exit 2; }
 	$(PY) -m instructor.grade "$(SUBMISSIONS)" --out "$(GRADES)"
+
+gradescope: $(STAMP) ## build the Gradescope autograder from the hidden tests: dist/gradescope/autograder.zip
+	$(PY) -m instructor.gradescope build --out dist/gradescope
 
 bench-grading: $(STAMP) ## time the grading of 50 sample submissions
 	$(PY) benchmarks/grading.py -n 50

@@ -392,10 +392,11 @@ def run(root: Path = GRADESCOPE_ROOT, hidden_path: Path | None = None,
         inputs = tmp / "inputs.npz"
         hidden.write_inputs(inputs)
         inputs.chmod(0o644)
+        found = (staged / "convlib").exists()
         with _as_user(ids, tmp):
             g = grade.grade_one(staged, hidden, inputs, limits or grade.Limits())
     g.student = _student_name(root)
-    if not (staged / "convlib").exists():
+    if not found:                 # say what was looked at, not only that nothing was found
         g.notes = [*notes, *g.notes]
     feedback = grade.feedback_markdown(g, hidden)
     results = results_json(g, hidden, feedback, time.monotonic() - start)
