@@ -293,3 +293,18 @@ def _uid(proc: Path):
         return proc.stat().st_uid
     except FileNotFoundError:
         return None
+
+
+def test_setup_and_run_scripts(bundle, tmp_path):
+    """setup.sh installs what run_autograder starts (syntax-checked: apt-get needs Gradescope)."""
+    with zipfile.ZipFile(bundle) as z:
+        z.extractall(tmp_path)
+    setup, run = (tmp_path / "setup.sh").read_text(), (tmp_path / "run_autograder").read_text()
+    for script in ("setup.sh", "run_autograder"):
+        subprocess.run(["bash", "-n", str(tmp_path / script)], check=True)
+    assert f"python3 -m venv {gradescope.VENV}" in setup
+    assert f"{gradescope.VENV}/bin/python -m pip install -q 'numpy>=" in setup
+    assert f"useradd --system --no-create-home --shell /usr/sbin/nologin {gradescope.GRADING_USER}" in setup
+    assert "chmod 600 /autograder/source/hidden.npz" in setup
+    assert f'PYTHON="${{CONVLIB_PYTHON:-{gradescope.VENV}/bin/python}}"' in run
+    assert gradescope.GRADING_USER == "convlib-student" and "--user" not in run  # the default
