@@ -313,8 +313,10 @@ def _grading_ids(user: str | None) -> tuple[int, int] | None:
 def _as_user(ids: tuple[int, int] | None, launcher_dir: Path):
     """While active, the grader starts its child process as uid:gid (setpriv), with at most
     MAX_PROCESSES processes: a launcher replaces the Python it starts. The launcher first
-    hands the submission's copy and output folder to that user and lets it into the
-    workdir (the grader creates them root-only)."""
+    lets that user into the workdir (the grader creates it root-only) and gives it the
+    output folder and progress file, nothing else (symbolic links are not followed); its
+    copy of the submission stays root's and readable. It also makes the child the first
+    choice of the kernel's out-of-memory killer, should the container's memory run out."""
     if ids is None:
         yield
         return
@@ -323,7 +325,8 @@ def _as_user(ids: tuple[int, int] | None, launcher_dir: Path):
     launcher.write_text(
         "#!/bin/sh\n"
         "# started by instructor.grade in the submission's workdir\n"
-        f"chown -R {uid}:{gid} sandbox out && chmod 0711 . || exit 97\n"
+        f"chmod 0711 . && chown -h {uid}:{gid} out out/progress || exit 97\n"
+        "echo 1000 > /proc/self/oom_score_adj 2>/dev/null || true\n"
         f"exec prlimit --nproc={MAX_PROCESSES} -- setpriv --reuid={uid} --regid={gid} "
         f"--clear-groups --no-new-privs -- {sys.executable} \"$@\"\n")
     launcher.chmod(0o755)
