@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
+import functools
+import importlib
 import json
 import os
 import pwd
@@ -33,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,45 +65,84 @@ MAX_PROCESSES = 64                       # RLIMIT_NPROC of the grading user
 
 # -- the hidden tests, precomputed --------------------------------------------------------
 
-def hidden_arrays(hidden: grade.HiddenTests) -> dict:
-    """Everything the grader's side needs, as a flat {key: array} for np.savez: the points,
-    the cases (in the check data's format), the expected outputs and the bugs' outputs."""
-    from instructor import make_check_data      # the full solution's side: build time only
+# HiddenTests' state (points, cases, expected outputs, bugs' outputs, ...) is stored as it
+# is, whatever its fields: a JSON skeleton in which arrays, tuples, dicts with non-string
+# keys, dataclasses (the cases) and modules are tagged, and the arrays beside it. Loading
+# imports nothing but convlib's public modules, and never unpickles.
 
-    arrays = make_check_data.case_arrays(hidden.cases)
-    arrays["points"] = np.array(json.dumps(hidden.points))
-    for (name, k), outputs in hidden.expected.items():
-        for out, value in outputs.items():
-            arrays[f"expected/{name}/{k}/{out}"] = value
-    for (name, k), by_output in hidden.bugs.items():
-        for out, by_bug in by_output.items():
-            for bug, value in by_bug.items():
-                arrays[f"bug/{name}/{k}/{out}/{bug}"] = value
-    return arrays
+def _encode(value, arrays: dict):
+    if isinstance(value, np.ndarray):
+        key = f"array/{len(arrays)}"
+        arrays[key] = value
+        return {"__array__": key}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, types.ModuleType):
+        return {"__module__": value.__name__}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"__dataclass__": f"{type(value).__module__}:{type(value).__qualname__}",
+                "fields": {f.name: _encode(getattr(value, f.name), arrays)
+                           for f in dataclasses.fields(value)}}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v, arrays) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v, arrays) for v in value]
+    if isinstance(value, dict):
+        return {"__dict__": [[_encode(k, arrays), _encode(v, arrays)] for k, v in value.items()]}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"cannot store a {type(value).__name__} of the hidden tests")
+
+
+def _public_import(name: str):
+    """A module of the bundle's convlib (the students' public code) and nothing else."""
+    if name != "convlib" and not name.startswith("convlib."):
+        raise ValueError(f"hidden.npz refers to {name}, outside convlib")
+    return importlib.import_module(name)
+
+
+def _decode(value, arrays):
+    if isinstance(value, list):
+        return [_decode(v, arrays) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "__array__" in value:
+        return arrays[value["__array__"]]
+    if "__module__" in value:
+        return _public_import(value["__module__"])
+    if "__dataclass__" in value:
+        module, qualname = value["__dataclass__"].split(":")
+        cls = functools.reduce(getattr, qualname.split("."), _public_import(module))
+        return cls(**{k: _decode(v, arrays) for k, v in value["fields"].items()})
+    if "__tuple__" in value:
+        return tuple(_decode(v, arrays) for v in value["__tuple__"])
+    return {_decode(k, arrays): _decode(v, arrays) for k, v in value["__dict__"]}
+
+
+def save_hidden(hidden: grade.HiddenTests, path: Path):
+    """hidden's state, and the inputs file it writes for the runner, into one .npz."""
+    arrays = {}
+    state = _encode(vars(hidden), arrays)
+    with tempfile.TemporaryDirectory() as tmp:
+        hidden.write_inputs(Path(tmp) / "inputs.npz")
+        with np.load(Path(tmp) / "inputs.npz", allow_pickle=False) as inputs:
+            arrays.update({f"inputs/{key}": inputs[key] for key in inputs.files})
+    np.savez_compressed(path, state=np.array(json.dumps(state)), **arrays)
 
 
 class StoredHiddenTests(grade.HiddenTests):
-    """The hidden tests read from ``hidden.npz``: no reference implementation needed.
-    Judging (:meth:`grade.HiddenTests.judge`) is inherited unchanged."""
+    """The hidden tests read from ``hidden.npz`` (:func:`save_hidden`): no reference
+    implementation needed. Judging (:meth:`grade.HiddenTests.judge`) is inherited unchanged."""
 
     def __init__(self, path: Path):
         with np.load(path, allow_pickle=False) as data:
-            self.points = json.loads(str(data["points"]))
-            self._case_arrays = {key: data[key] for key in data.files
-                                 if key == "case_names" or key.startswith("case")}
-            stored = {key: data[key] for key in data.files if key.startswith(("expected/", "bug/"))}
-        self.cases = check.load_cases(path)
-        self.expected = {(name, k): {} for name in self.points for k in range(len(self.cases))}
-        self.bugs = {(name, k): {} for name in self.points for k in range(len(self.cases))}
-        for key, value in stored.items():
-            kind, name, k, out, *bug = key.split("/")
-            if kind == "expected":
-                self.expected[name, int(k)][out] = value
-            else:
-                self.bugs[name, int(k)].setdefault(out, {})[bug[0]] = value
+            arrays = {key: data[key] for key in data.files}
+        self.__dict__.update(_decode(json.loads(str(arrays.pop("state"))), arrays))
+        self._inputs = {key[len("inputs/"):]: value for key, value in arrays.items()
+                        if key.startswith("inputs/")}
 
     def write_inputs(self, path: Path):
-        np.savez(path, **self._case_arrays)
+        np.savez(path, **self._inputs)
 
 
 # -- finding the package in what Gradescope stores -----------------------------------------
@@ -507,7 +550,7 @@ def build(out: Path = ROOT / "dist" / "gradescope") -> Path:
     for module in sorted(modules):
         shutil.copyfile(ROOT / "instructor" / f"{module}.py", course / "instructor" / f"{module}.py")
     (course / "instructor" / "make_check_data.py").write_text(PLACEHOLDER)
-    np.savez_compressed(tree / HIDDEN_NPZ, **hidden_arrays(grade.HiddenTests()))
+    save_hidden(grade.HiddenTests(), tree / HIDDEN_NPZ)
     values = dict(venv=VENV, user=GRADING_USER, hidden=HIDDEN_NPZ, numpy=_numpy_requirement())
     (tree / "setup.sh").write_text(SETUP_SH.format(**values))
     (tree / "run_autograder").write_text(RUN_AUTOGRADER.format(**values))
