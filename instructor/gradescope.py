@@ -380,24 +380,35 @@ def _as_user(ids: tuple[int, int] | None, launcher_dir: Path):
         kill_user_processes(uid)
 
 
-def kill_user_processes(uid: int, rounds: int = 20):
-    """SIGKILL every process of uid (the grading user's daemons), until none is left."""
+def live_processes(uid: int) -> list[int]:
+    """The processes of uid that still run (zombies, already dead, are left to their reaper)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:                    # gone meanwhile
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if str(uid) in fields.get("Uid", "").split()[:2] and \
+                not fields.get("State", "").strip().startswith("Z"):
+            pids.append(int(entry.name))
+    return pids
+
+
+def kill_user_processes(uid: int, seconds: float = 5):
+    """SIGKILL every process of uid (the grading user's daemons), until none runs."""
     if uid == 0 or uid == os.getuid():
         raise ValueError("refusing to kill the grader's own user's processes")
-    for _ in range(rounds):
-        found = False
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
+    deadline = time.monotonic() + seconds
+    while (pids := live_processes(uid)) and time.monotonic() < deadline:
+        for pid in pids:
             try:
-                if entry.stat().st_uid == uid:
-                    found = True
-                    os.kill(int(entry.name), signal.SIGKILL)
-            except (ProcessLookupError, FileNotFoundError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
                 pass
-        if not found:
-            return
-        time.sleep(0.05)
+        time.sleep(0.01)
 
 
 # -- one Gradescope run ------------------------------------------------------------------

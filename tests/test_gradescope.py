@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -281,28 +280,21 @@ def test_student_code_runs_unprivileged_and_leaves_nothing_running(source, world
     solution(root / "submission")
     patch(root / "submission", "loops", "    x_pad = pad(x, g)\n    y = np.zeros",
           "    import os, subprocess\n"
-          f"    try:\n        open({str(source / 'hidden.npz')!r}, 'rb'); read = 'read it'\n"
-          "    except OSError as e:\n        read = type(e).__name__\n"
-          "    subprocess.Popen(['setsid', 'sh', '-c', "
-          f"'sleep 1; echo 0 > {results}'], start_new_session=True)\n"
-          "    raise RuntimeError(f'uid={os.getuid()} hidden.npz: {read}')\n"
+          "    tried = []\n"
+          f"    for path, mode in (({str(source / 'hidden.npz')!r}, 'rb'), ({str(results)!r}, 'w')):\n"
+          "        try:\n            open(path, mode); tried.append('done')\n"
+          "        except OSError as e:\n            tried.append(type(e).__name__)\n"
+          "    subprocess.Popen(['setsid', 'sleep', '300'], start_new_session=True)\n"
+          "    raise RuntimeError(f'uid={os.getuid()} read hidden.npz: {tried[0]}, "
+          "write results.json: {tried[1]}')\n"
           "    x_pad = pad(x, g)\n    y = np.zeros")
     before = run_autograder(source, root)
     loops = exercise_tests(before)[0]
-    assert f"uid={STUDENT_UID} hidden.npz: PermissionError" in loops["output"]
+    assert (f"uid={STUDENT_UID} read hidden.npz: PermissionError, "
+            "write results.json: PermissionError") in loops["output"]
     assert loops["score"] == 0 and before["score"] == 90
-    alive = [p.name for p in Path("/proc").iterdir()
-             if p.name.isdigit() and _uid(p) == int(STUDENT_UID)]
-    assert alive == []
-    time.sleep(1.5)
-    assert json.loads(results.read_text()) == before
+    assert gradescope.live_processes(STUDENT_UID) == []     # the sleep 300 daemons too
 
-
-def _uid(proc: Path):
-    try:
-        return proc.stat().st_uid
-    except FileNotFoundError:
-        return None
 
 
 def test_setup_and_run_scripts(bundle, tmp_path):
