@@ -67,8 +67,9 @@ MAX_PROCESSES = 64                       # RLIMIT_NPROC of the grading user
 
 # HiddenTests' state (points, cases, expected outputs, bugs' outputs, ...) is stored as it
 # is, whatever its fields: a JSON skeleton in which arrays, tuples, dicts with non-string
-# keys, dataclasses (the cases) and modules are tagged, and the arrays beside it. Loading
-# imports nothing but convlib's public modules, and never unpickles.
+# keys, dataclasses (the cases), other objects of convlib or the grader, and modules are
+# tagged, and the arrays beside it. Loading imports nothing but the bundle's convlib (the
+# students' public code) and grader, and never unpickles.
 
 def _encode(value, arrays: dict):
     if isinstance(value, np.ndarray):
@@ -91,13 +92,16 @@ def _encode(value, arrays: dict):
         return {"__dict__": [[_encode(k, arrays), _encode(v, arrays)] for k, v in value.items()]}
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
+    if type(value).__module__.startswith(("convlib.", "instructor.")) and hasattr(value, "__dict__"):
+        return {"__object__": f"{type(value).__module__}:{type(value).__qualname__}",
+                "state": _encode(vars(value), arrays)}     # e.g. other hidden-test sets
     raise TypeError(f"cannot store a {type(value).__name__} of the hidden tests")
 
 
 def _public_import(name: str):
-    """A module of the bundle's convlib (the students' public code) and nothing else."""
-    if name != "convlib" and not name.startswith("convlib."):
-        raise ValueError(f"hidden.npz refers to {name}, outside convlib")
+    """A module of the bundle's convlib (the students' public code) or of its grader."""
+    if name.split(".")[0] not in ("convlib", "instructor"):
+        raise ValueError(f"hidden.npz refers to {name}, outside convlib and the grader")
     return importlib.import_module(name)
 
 
@@ -114,6 +118,12 @@ def _decode(value, arrays):
         module, qualname = value["__dataclass__"].split(":")
         cls = functools.reduce(getattr, qualname.split("."), _public_import(module))
         return cls(**{k: _decode(v, arrays) for k, v in value["fields"].items()})
+    if "__object__" in value:
+        module, qualname = value["__object__"].split(":")
+        cls = functools.reduce(getattr, qualname.split("."), _public_import(module))
+        obj = cls.__new__(cls)
+        obj.__dict__.update(_decode(value["state"], arrays))
+        return obj
     if "__tuple__" in value:
         return tuple(_decode(v, arrays) for v in value["__tuple__"])
     return {_decode(k, arrays): _decode(v, arrays) for k, v in value["__dict__"]}
