@@ -278,15 +278,30 @@ def _copy_modules(modules, target: Path):
 # -- results.json ------------------------------------------------------------------------
 
 def feedback_sections(feedback_md: str) -> dict:
-    """feedback/<student>.md split at its '## ' headings -> {heading: body}."""
-    sections, heading = {}, None
+    """feedback/<student>.md split at its '## ' headings -> {heading: body}; what comes
+    before the first heading is under ''."""
+    sections, heading = {"": ""}, ""
     for line in feedback_md.splitlines(keepends=True):
         if line.startswith("## "):
             heading = line[3:].strip()
             sections[heading] = ""
-        elif heading is not None:
+        else:
             sections[heading] += line
     return {h: body.strip("\n") + "\n" for h, body in sections.items()}
+
+
+def _section(sections: dict, r) -> str:
+    """The feedback section of exercise result r: its heading is 'name — earned / points',
+    perhaps followed by more words."""
+    (body,) = [body for heading, body in sections.items()
+               if heading.startswith(f"{r.name} — {r.earned} / {r.points}")]
+    return body
+
+
+def _rules(intro: str) -> str:
+    """The feedback's introduction without its title, score and table: how points are earned."""
+    return "\n".join(line for line in intro.splitlines()
+                     if line.strip() and not line.startswith(("# ", "**Score", "|")))
 
 
 def named_causes(lines: list) -> list[str]:
@@ -316,7 +331,7 @@ def results_json(g: grade.Grade, hidden: grade.HiddenTests, feedback_md: str,
             "name": title, "number": str(number),
             "score": float(r.earned), "max_score": float(r.points),
             "status": "passed" if r.earned == r.points else "failed",
-            "output": sections[f"{r.name} — {r.earned} / {r.points}"],
+            "output": _section(sections, r),
             "output_format": "md", "visibility": "after_due_date",
             "extra_data": {"exercise": name}})
     found = [f"- **{name}**: {cause}" for name, r in g.results.items()
@@ -339,10 +354,10 @@ def results_json(g: grade.Grade, hidden: grade.HiddenTests, feedback_md: str,
     return {
         "score": float(g.score),
         "execution_time": max(1, round(seconds)),
-        "output": (f"convlib: {len(g.results)} exercises graded by hidden tests "
-                   f"({len(hidden.cases)} cases each, {hidden.max_score} points). Each exercise "
-                   "earns its points when every hidden case passes. Likely bugs are shown now; "
-                   "scores and the cases after the due date."),
+        "output": (f"convlib: {len(g.results)} exercises, {hidden.max_score} points, graded on "
+                   f"{len(hidden.cases)} hidden cases each. {_rules(sections[''])}\n\n"
+                   "The likely bugs the hidden tests recognised are shown now; the scores "
+                   "and the cases after the due date."),
         "output_format": "md",
         "visibility": "after_due_date",
         "stdout_visibility": "hidden",
