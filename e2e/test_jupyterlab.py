@@ -108,9 +108,10 @@ def cell_errors(driver) -> list[str]:
         text = out.text
         mime = out.get_attribute("data-mime-type") or ""
         if "Error displaying widget" in text or (
-                "Traceback" in text and (mime == "application/vnd.jupyter.stderr"
-                                         or "jp-RenderedText" in (out.get_attribute("class") or "")
-                                         or out.find_elements(By.CSS_SELECTOR, ".jp-RenderedText"))):
+                "Traceback" in text and (
+                    mime == "application/vnd.jupyter.stderr"
+                    or "jp-RenderedText" in (out.get_attribute("class") or "")
+                    or out.find_elements(By.CSS_SELECTOR, ".jp-RenderedText"))):
             errors.append(text)
     return errors
 

@@ -88,7 +88,8 @@ def test_release_imports_and_checks_say_not_implemented(student):
 def test_release_notebooks_are_clean(student):
     out, _ = student
     notebooks = sorted((out / "notebooks").glob("*.ipynb"))
-    assert [p.name for p in notebooks] == [p.name for p in sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))]
+    built = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    assert [p.name for p in notebooks] == [p.name for p in built]
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         assert "widgets" not in nb.metadata
