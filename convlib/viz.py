@@ -239,19 +239,24 @@ def explain(in_size, kernel, stride, padding, dilation) -> str:
         f" dw ({kernel}, {kernel}, C_in, C_out)"])
 
 
+# The explorer's starting position (the end-to-end test reads it too).
+EXPLORER_START = dict(in_size=7, kernel=3, stride=2, padding=1, dilation=1)
+
+
 def explorer():
     """Sliders for input size, kernel, stride, padding and dilation; redraws the sliding
     window and shows the output-size arithmetic. Returns the widget (display it)."""
     import ipywidgets as widgets
     from IPython.display import display
 
+    start = EXPLORER_START
     controls = dict(
-        in_size=widgets.IntSlider(7, 1, 12, description="input H=W"),
-        kernel=widgets.IntSlider(3, 1, 5, description="kernel k"),
-        stride=widgets.IntSlider(2, 1, 3, description="stride s"),
-        padding=widgets.Dropdown(options=[0, 1, 2, "valid", "same"], value=1,
+        in_size=widgets.IntSlider(start["in_size"], 1, 12, description="input H=W"),
+        kernel=widgets.IntSlider(start["kernel"], 1, 5, description="kernel k"),
+        stride=widgets.IntSlider(start["stride"], 1, 3, description="stride s"),
+        padding=widgets.Dropdown(options=[0, 1, 2, "valid", "same"], value=start["padding"],
                                  description="padding"),
-        dilation=widgets.IntSlider(1, 1, 3, description="dilation d"),
+        dilation=widgets.IntSlider(start["dilation"], 1, 3, description="dilation d"),
     )
 
     def outputs(in_size, kernel, stride, padding, dilation):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from convlib import exercises
 from instructor import grade
 from instructor.sample_submissions import BUGS, append, patch, solution, stubs
 
@@ -100,6 +101,10 @@ def graded(tmp_path_factory):
     limits = grade.Limits(seconds_per_exercise=4, memory_bytes=1 << 30, file_bytes=1 << 20)
     grades = grade.grade_all(submissions, out, jobs=2, limits=limits, log=lines.append)
     return {g.student: g for g in grades}, out, lines
+
+
+def test_every_exercise_has_points_and_every_point_an_exercise():
+    assert list(POINTS) == list(exercises.TABLE)
 
 
 def lost(g):
