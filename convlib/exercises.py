@@ -1,6 +1,6 @@
 """The exercises: one table, from which the checks, the release, the grader and the check
 data all derive. Adding an exercise = one :class:`Exercise` in :data:`TABLE`, its
-solution region, its notebook cell and its points in ``tests/hidden/spec.py``.
+solution region, its notebook cell and its points in the instructors' hidden tests.
 
 Each exercise names the module and the functions a student fills in, the outputs it is
 compared on, the notebook that teaches it, and ``call(m, case) -> outputs``: how to call
