@@ -44,7 +44,7 @@ from unittest import mock
 
 import numpy as np
 
-from convlib import check
+from convlib import check, exercises
 from instructor import grade
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -325,8 +325,8 @@ def results_json(g: grade.Grade, hidden: grade.HiddenTests, feedback_md: str,
     sections = feedback_sections(feedback_md)
     tests = []
     for number, (name, r) in enumerate(g.results.items(), 1):
-        ex = check.EXERCISES.get(name)
-        title = f"{name}: {ex.function} in {ex.where}" if ex else name
+        ex = exercises.TABLE[name]
+        title = f"{name}: {ex.title} in {ex.where}"
         tests.append({
             "name": title, "number": str(number),
             "score": float(r.earned), "max_score": float(r.points),

@@ -193,7 +193,7 @@ def test_stored_hidden_tests_equal_the_computed_ones(bundle, tmp_path):
         z.extract("hidden.npz", tmp_path)
     stored, computed = gradescope.StoredHiddenTests(tmp_path / "hidden.npz"), grade.HiddenTests()
     assert_same(vars(computed), {k: v for k, v in vars(stored).items() if k != "_inputs"})
-    assert len(computed.cases) == 7 and computed.max_score == stored.max_score == 100
+    assert len(stored.cases) == len(grade.load_hidden()[1]) and stored.max_score == 100
     computed.write_inputs(tmp_path / "computed.npz")
     stored.write_inputs(tmp_path / "stored.npz")
     with np.load(tmp_path / "computed.npz") as a, np.load(tmp_path / "stored.npz") as b:
