@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+import convlib
 from convlib import check, gradcheck, shapes
 
 rng = np.random.default_rng(0)
@@ -32,22 +33,16 @@ rng = np.random.default_rng(0)
 # %% [markdown]
 # ## The tools from notebooks 2 and 4
 #
-# The loop forward pass (the reference) and the safe window view, for a square kernel:
+# The reference is *your* loop forward pass from notebook 2, `convlib.loops.conv2d`; next to
+# it, the safe window view for a square kernel:
 
 # %%
 def conv_loops(x, w, b, *, stride=1, pad=0):
-    """x (N, H, W, C_in), w (f, f, C_in, C_out), b (C_out,) -> y (N, H_out, W_out, C_out)"""
-    f = w.shape[0]
-    x_pad = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    g = shapes.conv_geometry(x.shape, w.shape, stride=stride, padding=pad)
-    y = np.zeros(g.output_shape)
-    for n in range(g.batch):
-        for i in range(g.out_hw[0]):
-            for j in range(g.out_hw[1]):
-                window = x_pad[n, i * stride:i * stride + f, j * stride:j * stride + f, :]
-                for c in range(g.out_channels):
-                    y[n, i, j, c] = np.sum(window * w[:, :, :, c]) + b[c]
-    return y
+    """Your convlib.loops.conv2d -> y (N, H_out, W_out, C_out), or None until it is done."""
+    try:
+        return convlib.loops.conv2d(x, w, b, stride=stride, padding=pad)
+    except NotImplementedError:
+        return None
 
 
 def window_view(x_pad, f, stride):
@@ -62,7 +57,9 @@ stride, pad = 2, 1
 x_pad = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
 V = window_view(x_pad, 3, stride)
 y_loops = conv_loops(x, w, b, stride=stride, pad=pad)
-print("windows V", V.shape, "| kernel w", w.shape, "| output", y_loops.shape)
+print("windows V", V.shape, "| kernel w", w.shape, "| output", shapes.conv_geometry(x.shape, w.shape, stride=stride, padding=pad).output_shape)
+if y_loops is None:
+    print("convlib.loops.conv2d is not implemented yet (notebook 2): comparisons with the loops are skipped")
 
 # %% [markdown]
 # ## Rung 1: `np.einsum`
@@ -77,6 +74,9 @@ print("windows V", V.shape, "| kernel w", w.shape, "| output", y_loops.shape)
 
 # %%
 def report(name, y, y_ref, ref_name):
+    if y_ref is None:
+        print(f"{name:>9} vs {ref_name:<8} nothing to compare with yet")
+        return
     err = gradcheck.rel_error(y, y_ref)
     print(f"{name:>9} vs {ref_name:<8} max rel error {err:.1e}   agree (< 1e-12): {err < 1e-12}")
 
@@ -186,7 +186,7 @@ plt.show()
 
 # %%
 cols = V.reshape(-1, np.prod(V.shape[3:]))               # a copy
-y_im2col = (cols @ w.reshape(-1, w.shape[3]) + b).reshape(y_loops.shape)
+y_im2col = (cols @ w.reshape(-1, w.shape[3]) + b).reshape(y_einsum.shape)
 report("im2col", y_im2col, y_tensordot, "tensordot")
 print("shares memory with x_pad: view V", np.shares_memory(V, x_pad), "| cols", np.shares_memory(cols, x_pad))
 print(f"x_pad: {x_pad.nbytes} bytes, cols: {cols.nbytes} bytes ({cols.nbytes / x_pad.nbytes:.2f}x)")
@@ -226,16 +226,20 @@ def conv_im2col(x, w, b):
 rungs = {"loops": lambda x, w, b: conv_loops(x, w, b, pad=1),
          "einsum": conv_einsum, "tensordot": conv_tensordot, "im2col": conv_im2col}
 y_ref = rungs["loops"](xt, wt, bt)
+if y_ref is None:
+    del rungs["loops"]
+    print("convlib.loops.conv2d is not implemented yet (notebook 2): timing the other rungs only")
 for name, conv in rungs.items():
-    err = gradcheck.rel_error(conv(xt, wt, bt), y_ref)
-    print(f"{name:>9}: agrees with the loops (< 1e-12): {err < 1e-12}")
+    if y_ref is not None:
+        err = gradcheck.rel_error(conv(xt, wt, bt), y_ref)
+        print(f"{name:>9}: agrees with the loops (< 1e-12): {err < 1e-12}")
 
 # %% tags=["nbval-ignore-output"]
-t_loops = best_time(lambda: rungs["loops"](xt, wt, bt), repeat=1)
+t_loops = best_time(lambda: rungs["loops"](xt, wt, bt), repeat=1) if "loops" in rungs else None
 print(f"{'rung':>9} {'time [ms]':>10} {'speedup':>8}")
 for name, conv in rungs.items():
     t = t_loops if name == "loops" else best_time(lambda: conv(xt, wt, bt), repeat=5)
-    print(f"{name:>9} {t:10.2f} {t_loops / t:7.0f}x")
+    print(f"{name:>9} {t:10.2f} " + (f"{t_loops / t:7.0f}x" if t_loops else ""))
 
 # %% [markdown]
 # ## Exercises
