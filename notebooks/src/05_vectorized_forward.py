@@ -67,7 +67,7 @@ if y_loops is None:
 # Name the axes of the view `n h w a b c` and those of the kernel `a b c o`. The output is
 # the sum over the shared window axes $a, b, c$:
 #
-# $$y[n,h,w,o] = \sum_{a,b,c} V[n,h,w,a,b,c]\; W[a,b,c,o] + b[o]$$
+# $$y[n,h,w,o] = \sum_{a,b,c} V[n,h,w,a,b,c]\; W[a,b,c,o] + \text{bias}[o]$$
 #
 # and that is, letter for letter, the einsum subscript `"nhwabc,abco->nhwo"`. Letters that
 # appear in the inputs but not after `->` are summed over.

@@ -29,17 +29,17 @@ rng = np.random.default_rng(6)
 # %% [markdown]
 # ## What the loops do
 #
-# In the loop backward pass, output pixel $(n, i, j)$ of filter $c$ read the window
-# $X_{n,i,j}$ (shape `(KH, KW, C_in)`) and computed $Z_{n,i,j,c} = \sum X_{n,i,j} \odot
-# W_{:,:,:,c} + b_c$. So its gradient flows back as
+# In the loop backward pass, output pixel $(n, i, j)$ of filter $o$ read the window
+# $X_{n,i,j}$ (shape `(KH, KW, C_in)`) and computed $Z_{n,i,j,o} = \sum X_{n,i,j} \odot
+# W_{:,:,:,o} + \text{bias}_o$. So its gradient flows back as
 #
-# $$dW_{:,:,:,c} \mathrel{+}= X_{n,i,j}\, dZ_{n,i,j,c}, \qquad db_c \mathrel{+}= dZ_{n,i,j,c}.$$
+# $$dW_{:,:,:,o} \mathrel{+}= X_{n,i,j}\, dZ_{n,i,j,o}, \qquad \text{db}_o \mathrel{+}= dZ_{n,i,j,o}.$$
 #
 # Summed over all output pixels:
 #
-# $$dW_{a,b,k,c} = \sum_{n,i,j} X_{n,i,j,a,b,k}\; dZ_{n,i,j,c}, \qquad db_c = \sum_{n,i,j} dZ_{n,i,j,c}.$$
+# $$dW_{a,b,c,o} = \sum_{n,i,j} X_{n,i,j,a,b,c}\; dZ_{n,i,j,o}, \qquad \text{db}_o = \sum_{n,i,j} dZ_{n,i,j,o}.$$
 #
-# The window view *is* $X_{n,i,j,a,b,k}$, a 6-D array. `dW` contracts it with `dZ` over the
+# The window view *is* $X_{n,i,j,a,b,c}$, a 6-D array. `dW` contracts it with `dZ` over the
 # three axes they share: $n, i, j$.
 #
 # The reference for every comparison below is your own loop backward pass from notebook 3,
@@ -87,7 +87,7 @@ print("dZ", dz.shape, "-> dW", w_shape, " db", w_shape[3:])
 
 # %%
 cols = window_view(np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0))), 3, stride)
-dw_einsum = np.einsum("nijabk,nijc->abkc", cols, dz, optimize=True)
+dw_einsum = np.einsum("nijabc,nijo->abco", cols, dz, optimize=True)
 print("cols", cols.shape, " dZ", dz.shape, " -> dW", dw_einsum.shape)
 matches_loops("einsum", dw_einsum, dw_ref)
 

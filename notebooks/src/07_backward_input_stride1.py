@@ -68,17 +68,17 @@ print("dZ", dz.shape, "-> dX", dx_ref.shape)
 # ## From scatter to gather
 #
 # Write the scatter for one row index (columns work the same). Output row $i$ adds
-# $w_a\,dZ_i$ to padded input row $p = i + a$, for $a = 0, \dots, k-1$. Collect, for a fixed
-# $p$, everything that lands there — substitute $i = p - a$:
+# $w_a\,dZ_i$ to padded input row $r = i + a$, for $a = 0, \dots, k-1$. Collect, for a fixed
+# $r$, everything that lands there — substitute $i = r - a$:
 #
-# $$dX^\text{pad}_p = \sum_{a=0}^{k-1} dZ_{p-a}\; w_a .$$
+# $$dX^\text{pad}_r = \sum_{a=0}^{k-1} dZ_{r-a}\; w_a .$$
 #
 # That is a sliding window over `dZ`, with two twists:
 #
 # * **$dZ_{p-a}$ runs backwards** as $a$ grows. Rename $a' = k - 1 - a$ and it runs forwards
 #   again, against $w_{k-1-a'}$ — the kernel **flipped**. Flipped in both height and width,
 #   that is a **rotation by 180°**: `w[::-1, ::-1]`.
-# * **$p - a$ leaves the range** of `dZ` near the edges: for $p = 0$ only $a = 0$ exists.
+# * **$r - a$ leaves the range** of `dZ` near the edges: for $r = 0$ only $a = 0$ exists.
 #   Treat the missing rows as zeros, i.e. **pad `dZ` by $k - 1$** on each side. The window
 #   then slides over $H_\text{out} + k - 1$ positions — exactly the padded input height
 #   $H + 2p$ at stride 1.
@@ -206,7 +206,7 @@ print("col2im is im2col's adjoint, <im2col(x), cols> == <x, col2im(cols)>:",
 # ## What about stride 2?
 #
 # Try the same recipe on a stride-2 convolution. The forward pass read windows starting at
-# rows $0, 2, 4, \dots$; our derivation assumed $p = i + a$. It no longer holds:
+# rows $0, 2, 4, \dots$; our derivation assumed $r = i + a$. It no longer holds:
 
 # %%
 def input_grad_loops_strided(dz, w, x_shape, *, stride, pad):

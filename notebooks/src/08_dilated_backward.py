@@ -172,12 +172,12 @@ print("padded dX must be", g.padded_hw, "but the recipe gives", attempt.shape[1:
 # %% [markdown]
 # Far too small: `dZ` has only $H_\text{out} = 4$ rows, but they stand for windows that
 # started at rows $0, 2, 4, 6$ of the padded input. The derivation of notebook 7 said
-# padded row $p$ receives from output row $i$ through kernel row $a$ when $p = i + a$. At
+# padded row $r$ receives from output row $i$ through kernel row $a$ when $r = i + a$. At
 # stride $s$ the window of row $i$ starts at $i\,s$, so the condition is
 #
-# $$p = i\,s + a .$$
+# $$r = i\,s + a .$$
 #
-# Write $u = i\,s$. Then $dX^\text{pad}_p = \sum_a \widetilde{dZ}_{p-a}\, w_a$ with
+# Write $u = i\,s$. Then $dX^\text{pad}_r = \sum_a \widetilde{dZ}_{r-a}\, w_a$ with
 # $\widetilde{dZ}_u = dZ_{u/s}$ when $s$ divides $u$ and $0$ otherwise. That is `dZ` with
 # $s - 1$ zeros between its rows — **dilated** — and the rest is the stride-1 recipe.
 
@@ -343,11 +343,11 @@ for h in (7, 8):
 viz.receptive_field((7, 7), (3, 3), dilation=2, padding=2, in_pos=(3, 3))
 
 # %% [markdown]
-# Redo the derivation with $p = i\,s + a\,d$. Substituting $u = i\,s$ as before,
+# Redo the derivation with $r = i\,s + a\,d$. Substituting $u = i\,s$ as before,
 #
-# $$dX^\text{pad}_p = \sum_{a=0}^{k-1} \widetilde{dZ}_{p - a d}\; w_a ,$$
+# $$dX^\text{pad}_r = \sum_{a=0}^{k-1} \widetilde{dZ}_{r - a d}\; w_a ,$$
 #
-# so the gather reads the dilated `dZ` at rows $p, p - d, p - 2d, \dots$: **windows with
+# so the gather reads the dilated `dZ` at rows $r, r - d, r - 2d, \dots$: **windows with
 # dilation $d$**, against the rotated kernel. They span $d(k-1) + 1$ rows, so `dZ` is padded
 # by $d(k-1)$ instead of $k - 1$, and the extra rows use the dilated span in place of $k$:
 # $(H + 2p - d(k-1) - 1) \bmod s$. Everything else is unchanged:
