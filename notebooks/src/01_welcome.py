@@ -201,6 +201,10 @@ out_size_table([
 # pass, but the backward pass must remember it: the gradient has to have the input's
 # height, and the unread rows get a gradient of exactly zero (notebooks 3 and 8).
 
+# %% [markdown]
+# **Predict before you run.** With $k = 3$, $s = 2$, $p = 1$, which input heights from 5 to
+# 10 give $H_\text{out} = 4$, and how many rows does each leave unread?
+
 # %%
 print("k=3, s=2, p=1:")
 for H in range(5, 11):
@@ -208,6 +212,12 @@ for H in range(5, 11):
     print(f"  H = {H:2d} -> H_out = {g.out_hw[0]}, unread rows at the bottom: {g.extra[0]}")
 
 # %% [markdown]
+# <details><summary><b>Answer</b> (open after running)</summary>
+#
+# $H = 7$ and $H = 8$. Seven leaves no row unread; eight leaves one: the formula's remainder,
+# $(8 + 2 - 3) \bmod 2 = 1$.
+# </details>
+#
 # Here is one window (stride 2, padding 1) on a 5×5 input: the grey border is the zero
 # padding, the highlighted cells are the pixels that output pixel (1, 1) reads.
 

@@ -133,10 +133,21 @@ print("y", y.shape)
 print("filter 0:\n", y[0, :, :, 0])
 print("filter 1:\n", y[0, :, :, 1])
 
+# %% [markdown]
+# **Predict before you run.** The same image and filters with stride 2 and padding 1: what
+# is the shape of `y`, and what are the four corner values of filter 0 (the window sum)?
+
 # %%
 y = conv_forward_loops(x, w, b, stride=2, pad=1)
 print("stride 2, pad 1 -> y", y.shape)
 print("filter 0:\n", y[0, :, :, 0])
+
+# %% [markdown]
+# <details><summary><b>Answer</b> (open after running)</summary>
+#
+# `(1, 3, 3, 2)`: $\lfloor (4 + 2 - 2)/2 \rfloor + 1 = 3$. The corners are 1, 4, 13 and 16:
+# each corner window holds one pixel of the image and three zeros of padding.
+# </details>
 
 # %% [markdown]
 # ## Is it right? A second, independent computation

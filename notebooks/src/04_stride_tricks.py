@@ -47,12 +47,23 @@ print(f"a[{i}, {j}] is at byte {offset} = element {offset // a.itemsize} of the 
       a.ravel()[offset // a.itemsize], "==", a[i, j])
 
 # %% [markdown]
-# Many operations only change the strides and return a view of the same memory:
+# Many operations only change the strides and return a view of the same memory.
+#
+# **Predict before you run.** Which of `a.T`, `a[:, ::2]` and `a[::-1]` share memory with
+# `a`? Which are still C-contiguous? What are their strides?
 
 # %%
 for name, view in [("a.T", a.T), ("a[:, ::2]", a[:, ::2]), ("a[::-1]", a[::-1])]:
     print(f"{name:10s} shape {view.shape}, strides {view.strides}, "
           f"shares memory: {np.shares_memory(a, view)}, C-contiguous: {view.flags['C_CONTIGUOUS']}")
+
+# %% [markdown]
+# <details><summary><b>Answer</b> (open after running)</summary>
+#
+# All three are views of `a`'s memory, and none is C-contiguous. `a.T` swaps the strides,
+# `a[:, ::2]` doubles the column stride, `a[::-1]` makes the row stride negative (it starts
+# at the last row and walks backwards).
+# </details>
 
 # %% [markdown]
 # For an NHWC batch the four strides are, in bytes, with itemsize $e$:

@@ -184,6 +184,10 @@ plt.show()
 # `KH·KW` times larger than the input. That is im2col's price — memory — for the speed of one
 # big GEMM.
 
+# %% [markdown]
+# **Predict before you run.** The kernel has $K_H K_W = 9$ taps. Here the stride is 2. How
+# many times larger than `x_pad` is the column matrix?
+
 # %%
 cols = V.reshape(-1, np.prod(V.shape[3:]))               # a copy
 y_im2col = (cols @ w.reshape(-1, w.shape[3]) + b).reshape(y_einsum.shape)
@@ -194,6 +198,15 @@ g = shapes.conv_geometry((10, 100, 100, 3), (5, 5, 3, 8), padding=2)     # seed 
 cols_bytes = g.batch * np.prod(g.out_hw) * np.prod(g.kernel_hw) * g.in_channels * 8
 print(f"seed 002's layer, float64: input {np.prod(g.input_shape) * 8 / 1e6:.1f} MB, "
       f"im2col matrix {cols_bytes / 1e6:.1f} MB")
+
+# %% [markdown]
+# <details><summary><b>Answer</b> (open after running)</summary>
+#
+# Far less than 9 times: the ratio printed above. At stride 2 the windows overlap much less
+# (a pixel lies in at most 4 of them, many in 1 or 2), and there are far fewer windows than
+# pixels: `V` has 5 × 4 windows per image, `x_pad` has 11 × 10 pixels. At stride 1 with 'same' padding — seed 002's layer, the last line — the
+# matrix is $K_H K_W = 25$ times the input.
+# </details>
 
 # %% [markdown]
 # ## A first timing table

@@ -111,12 +111,24 @@ matches_loops("tensordot", dw_tensordot, dw_ref)
 # matrices, multiplied the other way round. That is the general rule for a product
 # $Z = XW$: $dW = X^\top dZ$.
 
+# **Predict before you run.** `cols.reshape(-1, 27)` and `dz.reshape(-1, 4)`: which one is
+# a view, and which one has to copy?
+
 # %%
-x_col = cols.reshape(-1, 3 * 3 * 3)             # a copy: the view's rows overlap in memory
+x_col = cols.reshape(-1, 3 * 3 * 3)
 dz_flat = dz.reshape(-1, 4)
+print("x_col shares memory with the window view:", np.shares_memory(x_col, cols), "| dz_flat is:", np.shares_memory(dz_flat, dz))
 dw_columns = (x_col.T @ dz_flat).reshape(w_shape)
 print("x_col", x_col.shape, " dz_flat", dz_flat.shape)
 matches_loops("column approach", dw_columns, dw_ref)
+
+# %% [markdown]
+# <details><summary><b>Answer</b> (open after running)</summary>
+#
+# `dz_flat` is a view: `dz` is C-contiguous, so merging its first three axes is a matter of
+# strides. `x_col` is a copy: the windows overlap in memory, and no single stride can step
+# from one flattened row to the next — NumPy's `reshape` copies when it must.
+# </details>
 
 # %% [markdown]
 # ## The bias, and why the stride is free here

@@ -143,13 +143,23 @@ for name, rows in results.items():
 #
 # $$N\, H_\text{out} W_\text{out} \times K_H K_W C_\text{in}$$
 #
-# elements — for a 5×5 kernel, 25 times the input:
+# elements.
+#
+# **Predict before you run.** For each of the two layers, how many times the input is the
+# im2col matrix?
 
 # %%
 for name, (x, w, dy, pad, g) in data.items():
     cols_bytes = g.batch * g.out_hw[0] * g.out_hw[1] * np.prod(g.kernel_hw) * g.in_channels * x.itemsize
     print(f"{name}: input {x.nbytes / 2**20:.1f} MiB, im2col matrix {cols_bytes / 2**20:.1f} MiB "
           f"({cols_bytes / x.nbytes:.0f}x)")
+
+# %% [markdown]
+# <details><summary><b>Answer</b> (open after running)</summary>
+#
+# $K_H K_W$ times: 25 for the 5×5 kernel and 9 for the 3×3 one. At stride 1 with 'same'
+# padding there is one window per pixel, and each window copies $K_H K_W$ pixels.
+# </details>
 
 # %% [markdown]
 # `tracemalloc` measures the peak of what NumPy actually allocates during a forward and a
