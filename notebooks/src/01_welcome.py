@@ -122,7 +122,9 @@ print("round trip w:", np.array_equal(w_oihw.transpose(2, 3, 1, 0), w))
 # $s$ a stride, $p$ a padding, $d$ a dilation; $(a, b)$ index a kernel tap (its row and
 # column); $n$ an image; $(i, j)$ an output pixel and $r$ a row of the padded input;
 # $c$ an input channel and $o$ an output channel. The bias is written $\text{bias}_o$ in
-# formulas, so that $b$ is never two things at once.
+# formulas, so that $b$ is never two things at once. (Notebook 3 keeps the loop variables
+# of the Coursera code — `i` an image, `h, w` an output pixel, `c` a filter — so that you can
+# read it next to the seeds.)
 
 # %% [markdown]
 # A transpose returns a *view*: the same memory, read in another order. Such a view is no

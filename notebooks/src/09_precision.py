@@ -68,7 +68,7 @@ def conv_einsum(a, w, b, pad):
     """The seed's idea: one einsum over the window view."""
     a_pad = np.pad(a, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
     view = sliding_window_view(a_pad, w.shape[:2], axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
-    return np.einsum("nhwpqr,pqrc->nhwc", view, w, optimize=True) + b
+    return np.einsum("nhwabc,abco->nhwo", view, w, optimize=True) + b
 
 
 A = rng.random((2, 30, 30, 3)) * 1000
@@ -192,8 +192,7 @@ plt.show()
 # and share of exactly rounded outputs printed for both. So one *is* more accurate here —
 # but that is a fact about **summation order**, not about "loops vs einsum":
 #
-# * `np.sum` over 75 contiguous numbers uses NumPy's blocked partial sums; the same
-#   everywhere NumPy runs the same code.
+# * `np.sum` over 75 contiguous numbers uses NumPy's own partial sums; no BLAS involved.
 # * einsum's matrix product is whatever your **BLAS** does (OpenBLAS, MKL, Apple
 #   Accelerate, each with kernels per CPU): its own blocking, its own partial sums, fused
 #   multiply-adds or not. On another machine the numbers above change, and the order of
