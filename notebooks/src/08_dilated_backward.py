@@ -102,7 +102,7 @@ def conv_forward(A_prev, W, b, hparameters):                   # seed 002
 def conv_backward_dA(dZ, A_prev, W, b, hparameters):           # seed 002, the dA_prev part
     (m, n_H_prev, n_W_prev, n_C_prev) = A_prev.shape
     (f, f, n_C_prev, n_C) = W.shape
-    stride, pad = hparameters["stride"], hparameters["pad"]
+    stride, pad = hparameters["stride"], hparameters["pad"]  # noqa: F841 (as in the seed)
     (m, n_H, n_W, n_C) = dZ.shape
     pad_H = int(((n_H_prev - 1) * stride - n_H + f) / 2)
     pad_W = int(((n_W_prev - 1) * stride - n_W + f) / 2)

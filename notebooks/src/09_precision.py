@@ -159,8 +159,9 @@ def exact_scale(*arrays):
 
 def exact_conv(a, w, pad, scale):
     """Exact outputs of one image a (H, W, C_in), each correctly rounded to float64."""
-    as_int = lambda v: np.array([int(Fraction(float(x)) * scale) for x in v.ravel()],
-                                dtype=object).reshape(v.shape)
+    def as_int(v):
+        return np.array([int(Fraction(float(x)) * scale) for x in v.ravel()],
+                        dtype=object).reshape(v.shape)
     a_pad = np.pad(a, ((pad, pad), (pad, pad), (0, 0)))
     view = sliding_window_view(as_int(a_pad), w.shape[:2], axis=(0, 1)).transpose(0, 1, 3, 4, 2)
     sums = np.tensordot(view, as_int(w), axes=([2, 3, 4], [0, 1, 2]))       # exact integers
