@@ -106,6 +106,15 @@ def append_to(path, text):
 '''
 
 ATTACKS = {
+    # 0. what can it see or reach: the tree, the class, the grades, homes, the network
+    "a00_look_around": '''
+import socket
+for path in [TREE, TREE + "/tests/hidden/spec.py", SUBS, GRADES, "/root", "/home", "/work",
+             os.path.dirname(TREE)]:
+    attempt(path, lambda: os.listdir(path) if os.path.isdir(path) else open(path).read())
+attempt("network", lambda: socket.create_connection(("1.1.1.1", 53), timeout=2))
+attempt("root", lambda: os.setuid(0))
+''',
     # 1. the exercise table every runner reloads
     "a01_exercise_table": '''
 for path in [TREE + "/convlib/exercises.py", *glob.glob("/sandbox/**/exercises.py", recursive=True)]:
