@@ -84,6 +84,7 @@ class Grade:
     notes: list = field(default_factory=list)
     seconds: float = 0.0
     sha256: str = ""                 # of the submission's convlib/*.py and the grader
+    public: dict = field(default_factory=dict)   # exercise -> ExerciseResult on the public cases
     entry: str = ""                  # the entry in SUBMISSIONS it came from
 
     @property
@@ -116,6 +117,20 @@ class HiddenTests:
             for k, case in enumerate(self.cases):
                 self.expected[name, k], self.bugs[name, k] = \
                     make_check_data.expected_and_bugs(name, case)
+        self.public = self.public_checks(self.points)
+
+    @classmethod
+    def public_checks(cls, points: dict) -> "HiddenTests":
+        """The public checks' cases (convlib/check_data.npz), judged the same way; their
+        inputs are no secret, so the feedback shows every detail of them."""
+        public = cls.__new__(cls)
+        public.points, public.credit, public.cases = points, {}, check.load_cases()
+        public.expected, public.bugs = {}, {}
+        for name in points:
+            for k, case in enumerate(public.cases):
+                public.expected[name, k], public.bugs[name, k] = \
+                    make_check_data.expected_and_bugs(name, case)
+        return public
 
     @property
     def max_score(self):
@@ -386,11 +401,13 @@ class Context:
 
 
 def prepare_trusted(folder: Path, hidden: HiddenTests) -> Path:
-    """Copies of the runner and the exercise table, and the hidden inputs, read-only."""
+    """Copies of the runner and the exercise table, the hidden and the public inputs,
+    read-only."""
     folder.mkdir(mode=0o755)
     shutil.copyfile(RUNNER, folder / "grading_runner.py")
     shutil.copyfile(exercises.__file__, folder / "exercises.py")
     hidden.write_inputs(folder / "inputs.npz")
+    np.savez(folder / "public.npz", **make_check_data.case_arrays(check.load_cases()))
     for path in folder.iterdir():
         path.chmod(0o444)
     folder.chmod(0o555)
@@ -545,7 +562,8 @@ def run_submission(workdir: Path, names: list, context: Context) -> tuple[dict, 
                 process = jail.popen(
                     [sandbox.python_executable(), "-I", "-S", f"{trusted}/grading_runner.py",
                      json.dumps(rlimits), jail.path("submission"), jail.path("site"),
-                     f"{trusted}/exercises.py", f"{trusted}/inputs.npz", *remaining],
+                     f"{trusted}/exercises.py", f"{trusted}/inputs.npz",
+                     f"{trusted}/public.npz", *remaining],
                     env={"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
                          "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"},
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -592,8 +610,8 @@ def run_submission(workdir: Path, names: list, context: Context) -> tuple[dict, 
             if "SIGXCPU" in death:
                 why = (f"stopped after {limits.seconds_per_exercise:g} s of CPU time "
                        "(time limit; an infinite loop?)")
-            else:
-                last_lines = log.splitlines()[-5:]
+            else:   # what it printed only for the public cases (it could print hidden inputs)
+                last_lines = log.splitlines()[-5:] if current.startswith("public:") else []
                 why = (f"{death} during this exercise"
                        + (": " + " | ".join(last_lines) if last_lines else ""))
         results[current] = why
@@ -602,6 +620,26 @@ def run_submission(workdir: Path, names: list, context: Context) -> tuple[dict, 
 
 
 _BUG = re.compile(r"likely bug: (.*?)(?: \(max rel error [^)]*\))?(?:;|$)")
+
+
+_RAISED = re.compile(r"raised (\w+)(?::.*?)?( \(at [^()]*\))?$", re.DOTALL)
+_OUR_MESSAGES = ("raised MemoryError: it needed more than", "raised OSError: it wrote more than")
+
+
+def without_student_text(outputs: dict) -> dict:
+    """The hidden cases' outputs with the text the student's code wrote (an exception's
+    message) cut: it could print a hidden input. The type and the place stay."""
+    cleaned = dict(outputs)
+    for key, value in outputs.items():
+        if not key.endswith("/error"):
+            continue
+        message = str(value)
+        if message.startswith("raised ") and not message.startswith(_OUR_MESSAGES):
+            message = _RAISED.sub(r"raised \1\2", message)
+        elif message.startswith("not implemented: "):
+            message = message.splitlines()[0][:160]
+        cleaned[key] = np.array(message)
+    return cleaned
 
 
 def named_bugs(result: ExerciseResult) -> list:
@@ -627,7 +665,8 @@ def grade_one(submission: Submission, hidden: HiddenTests, context: Context,
             if known is not None and known.get(submission.student) == grade.sha256:
                 return None
             write_package(package, workdir)
-            outputs, notes = run_submission(workdir, list(hidden.points), context)
+            names = [*hidden.points, *(f"public:{name}" for name in hidden.points)]
+            outputs, notes = run_submission(workdir, names, context)
             grade.notes += notes
         except SubmissionError as e:
             outputs = {}
@@ -637,12 +676,18 @@ def grade_one(submission: Submission, hidden: HiddenTests, context: Context,
                 for path in [workdir, *workdir.rglob("*")]:
                     if path.is_dir():
                         path.chmod(0o755)
+        public = hidden.public if outputs else None
         for name, points in hidden.points.items():
             got = outputs.get(name, "not run: " + (grade.notes[-1] if grade.notes else "?"))
             if isinstance(got, str):
                 grade.results[name] = ExerciseResult(name, points, 0, [f"✗ {got}"])
             else:
-                grade.results[name] = hidden.judge(name, got)
+                grade.results[name] = hidden.judge(name, without_student_text(got))
+            got = outputs.get(f"public:{name}")
+            if isinstance(got, str):
+                grade.public[name] = ExerciseResult(name, points, 0, [f"✗ {got}"])
+            elif got is not None:
+                grade.public[name] = public.judge(name, got)
     grade.seconds = time.monotonic() - start
     return grade
 
@@ -658,8 +703,8 @@ def feedback_markdown(grade: Grade, hidden: HiddenTests) -> str:
     out = io.StringIO()
     out.write(f"# Feedback for {grade.student}\n\n")
     out.write(f"**Score: {grade.score} / {hidden.max_score}**\n\n")
-    out.write("Your code ran on hidden cases, other inputs than the public checks "
-              "(`check.<exercise>()` in the notebooks, which show every detail). ")
+    out.write("Your score comes from hidden cases, other inputs than the public checks "
+              "(`check.<exercise>()` in the notebooks); the results of both are below. ")
     rules = {"all": "every hidden case must pass", "proportional": "points per hidden case passed"}
     credit = {rules[hidden.credit.get(n, "all")] for n in hidden.points}
     out.write("Points: " + "; ".join(sorted(credit)) + ".\n\n")
@@ -670,9 +715,14 @@ def feedback_markdown(grade: Grade, hidden: HiddenTests) -> str:
         rule = hidden.credit.get(r.name, "all")
         out.write(f"\n## {r.name} — {r.earned} / {r.points}"
                   f"{' (proportional)' if rule == 'proportional' else ''}\n\n")
-        out.write("Hidden cases:\n\n")
+        out.write("Hidden cases (their inputs and your messages on them are not shown):\n\n")
         for line in r.lines:
             out.write(f"- {_escape(line)}\n")
+        if r.name in grade.public:
+            out.write(f"\nPublic checks (`check.{r.name}()`, the same cases as in the "
+                      "notebooks):\n\n")
+            for line in grade.public[r.name].lines:
+                out.write(f"- {_escape(line)}\n")
     if grade.notes:
         out.write("\n## Notes\n\n")
         for note in grade.notes:

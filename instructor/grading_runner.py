@@ -1,6 +1,6 @@
 """Runs one submission's exercises in a sandboxed process; started by instructor/grade.py.
 
-    python -I -S grading_runner.py LIMITS SANDBOX SITE_DIR EXERCISES_PY INPUTS NAME...
+    python -I -S grading_runner.py LIMITS SANDBOX SITE_DIR EXERCISES_PY INPUTS PUBLIC NAME...
 
 LIMITS is JSON, e.g. ``{"RLIMIT_AS": 3221225472, "RLIMIT_CPU": 340, "cpu_per_exercise": 30}``:
 resource limits set first thing, before any student code. ``RLIMIT_CPU`` is the ceiling for
@@ -10,8 +10,10 @@ plus ``cpu_per_exercise``, so a busy machine does not fail a correct submission.
 SANDBOX holds a copy of the student's ``convlib/`` and nothing else; with ``-I -S``
 neither the environment, the working directory nor ``.pth`` files reach ``sys.path``:
 only SANDBOX, then SITE_DIR for NumPy. This file, EXERCISES_PY (the grader's own copy of
-convlib/exercises.py) and INPUTS are read-only copies the student's code cannot change
-(instructor/sandbox.py).
+convlib/exercises.py), INPUTS (the hidden cases) and PUBLIC (the public checks' cases, those
+of convlib/check_data.npz) are read-only copies the student's code cannot change
+(instructor/sandbox.py). NAME is an exercise, run on the hidden cases, or
+``public:EXERCISE``, run on the public ones.
 
 Results go to the grader through file descriptor 1, which only this file writes: the
 student's prints are sent to fd 2 before the package is imported. Messages, one line each::
@@ -78,7 +80,7 @@ def _student_traceback(e, sandbox):
     return "\n".join(head + lines + [message[:1000]])
 
 
-def main(limits, sandbox, site_dir, exercises_py, inputs, *names):
+def main(limits, sandbox, site_dir, exercises_py, inputs, public, *names):
     limits = json.loads(limits)
     cpu_per_exercise = limits.pop("cpu_per_exercise")
     for name, value in limits.items():
@@ -94,8 +96,10 @@ def main(limits, sandbox, site_dir, exercises_py, inputs, *names):
     import numpy as np
     trusted = _load_trusted(exercises_py)
 
-    data = np.load(inputs, allow_pickle=False)
-    n_cases = len(json.loads(str(data["case_names"])))   # as instructor.make_check_data writes
+    sources = {}    # hidden or public -> (arrays, number of cases)
+    for key, path in (("hidden", inputs), ("public", public)):
+        arrays = np.load(path, allow_pickle=False)
+        sources[key] = arrays, len(json.loads(str(arrays["case_names"])))  # as make_check_data writes
 
     resource.setrlimit(resource.RLIMIT_CPU, (int(_cpu_seconds() + cpu_per_exercise) + 1, cpu_ceiling))
     try:
@@ -113,6 +117,8 @@ def main(limits, sandbox, site_dir, exercises_py, inputs, *names):
         soft = min(int(_cpu_seconds() + cpu_per_exercise) + 1, cpu_ceiling)
         resource.setrlimit(resource.RLIMIT_CPU, (soft, cpu_ceiling))
         _send(channel, f"start {name}")
+        data, n_cases = sources["public" if name.startswith("public:") else "hidden"]
+        exercise = name.split(":")[-1]
         results = {}
         for k in range(n_cases):
             arrays = {key: data[f"case{k}/{key}"] for key in ("x", "w", "b", "dy")}
@@ -121,8 +127,8 @@ def main(limits, sandbox, site_dir, exercises_py, inputs, *names):
                 hyper = json.loads(str(data[f"case{k}/hyper"]))
                 geometry = shapes.conv_geometry(arrays["x"].shape, arrays["w"].shape, **hyper)
                 case = SimpleNamespace(**arrays, hyper=hyper, geometry=geometry)
-                outputs = tuple(trusted["CALLS"][name](modules, case))
-                out_names = trusted["OUTPUTS"][name]
+                outputs = tuple(trusted["CALLS"][exercise](modules, case))
+                out_names = trusted["OUTPUTS"][exercise]
                 if len(outputs) != len(out_names):
                     raise ValueError(f"returned {len(outputs)} arrays, expected {len(out_names)}")
                 for out_name, value in zip(out_names, outputs):
@@ -161,6 +167,7 @@ def main(limits, sandbox, site_dir, exercises_py, inputs, *names):
             buffer = io.BytesIO()
             np.savez(buffer, **{f"case{k}/error": message for k in range(n_cases)})
         _send(channel, f"done {name}", buffer.getvalue())
+    os._exit(0)      # everything is sent: skip the interpreter's teardown (~0.1 s)
 
 
 if __name__ == "__main__":

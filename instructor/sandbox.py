@@ -172,7 +172,7 @@ class Jail:
         self.isolation, self.limits, self.uid = isolation, limits, uid
         self.folders = {name: Path(p).resolve() for name, p in folders.items()}
         self.process = None
-        self._host_tmp = None
+        self._host_tmp, self._killed = None, False
         if isolation.kind == "bwrap":
             self.tmp = "/tmp"
         else:
@@ -204,6 +204,7 @@ class Jail:
     def popen(self, argv: list, env: dict | None = None, **kwargs) -> subprocess.Popen:
         env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", **(env or {}),
                "HOME": self.tmp, "TMPDIR": self.tmp}
+        self._killed = False
         self.process = subprocess.Popen(self.command(argv), env=env, cwd=self.tmp,
                                         stdin=subprocess.DEVNULL, start_new_session=True,
                                         **kwargs)
@@ -211,6 +212,9 @@ class Jail:
 
     def kill(self):
         """Kill everything the jailed code started, and wait until it is gone."""
+        if self._killed:
+            return
+        self._killed = True
         if self.process is not None:
             try:   # bwrap's --die-with-parent takes down the PID namespace with it
                 os.killpg(self.process.pid, signal.SIGKILL)

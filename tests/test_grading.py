@@ -81,6 +81,10 @@ FAULTS = {
                                     "    for _ in range(10_000):\n        print('x' * 10_000)\n"
                                     "    return input_gradient(y, w, g)\n"),
                     {"conv_transpose2d"}, "MB of output allowed (printing in a loop?)"),
+    "leaky_message": (lambda f: patch(f, "strided", "    n, h, w, c = a.shape\n",
+                                      "    raise ValueError('input starts ' + repr(a.ravel()[:2].tolist()))\n"),
+                      {"dilate", "input_gradient", "conv_transpose2d"},
+                      "raised ValueError (at convlib/strided.py:"),
     "wrong_type": (lambda f: patch(f, "strided", "    return out\n",
                                    "    return [['not', 'an'], ['array', '!']]\n"),
                    {"dilate", "input_gradient", "conv_transpose2d"}, "expected an array"),
@@ -109,9 +113,14 @@ ATTACKS = {
     # 0. what can it see or reach: the tree, the class, the grades, homes, the network
     "a00_look_around": '''
 import socket
+seen = []
 for path in [TREE, TREE + "/tests/hidden/spec.py", SUBS, GRADES, "/root", "/home", "/work",
-             os.path.dirname(TREE)]:
-    attempt(path, lambda: os.listdir(path) if os.path.isdir(path) else open(path).read())
+             os.path.dirname(TREE), "/etc", "/var", "/proc/1/root/work"]:
+    try:
+        seen.append((path, os.listdir(path) if os.path.isdir(path) else open(path).read()[:20]))
+    except OSError:
+        pass
+report.insert(0, seen)
 attempt("network", lambda: socket.create_connection(("1.1.1.1", 53), timeout=2))
 attempt("root", lambda: os.setuid(0))
 ''',
@@ -391,6 +400,12 @@ def test_attack_gains_nothing_and_breaks_nothing(graded, attack):
             assert int(report.strip("[]")) <= LIMITS["disk_bytes"]
         elif attack == "a09_fork_bomb":
             assert report.count("fork") < LIMITS["processes"]
+        elif attack == "a00_look_around":
+            # only the folders on the way to the Python installation (bound read-only)
+            on_the_way = set(Path(sandbox.python_executable()).parts)
+            assert report.startswith("[[") and "network" not in report, report
+            for _, listing in eval(report)[0]:
+                assert set(listing) <= on_the_way, report
         elif attack == "a08_kill_parent":    # the kills "work" on its own PID namespace
             assert graded["rows"]["zz_honest_2"]["score"] == "100"
         else:
@@ -410,6 +425,14 @@ def test_import_errors_show_the_students_file_never_the_grader(graded):
     assert 'File "convlib/shapes.py", line' in text and "boom at import" in text
     assert "grading_runner" not in text and str(graded["tree"]) not in text
     assert "/sandbox" not in text
+
+
+def test_hidden_inputs_are_never_printed_the_public_checks_show_all(graded):
+    text = feedback(graded["out"], "leaky_message")
+    dilate = text.split("## dilate", 1)[1].split("\n## ", 1)[0]
+    hidden, public = dilate.split("Public checks", 1)
+    assert "raised ValueError (at convlib/strided.py:" in hidden and "input starts" not in hidden
+    assert "raised ValueError: input starts [" in public
 
 
 # -- faults and classic bugs ------------------------------------------------------------
