@@ -120,7 +120,7 @@ class HiddenTests:
         self.public = self.public_checks(self.points)
 
     @classmethod
-    def public_checks(cls, points: dict) -> "HiddenTests":
+    def public_checks(cls, points: dict) -> HiddenTests:
         """The public checks' cases (convlib/check_data.npz), judged the same way; their
         inputs are no secret, so the feedback shows every detail of them."""
         public = cls.__new__(cls)
@@ -672,10 +672,7 @@ def grade_one(submission: Submission, hidden: HiddenTests, context: Context,
             outputs = {}
             grade.notes.append(str(e))
         finally:
-            if workdir.exists():
-                for path in [workdir, *workdir.rglob("*")]:
-                    if path.is_dir():
-                        path.chmod(0o755)
+            _unlock(workdir)
         public = hidden.public if outputs else None
         for name, points in hidden.points.items():
             got = outputs.get(name, "not run: " + (grade.notes[-1] if grade.notes else "?"))
@@ -690,6 +687,31 @@ def grade_one(submission: Submission, hidden: HiddenTests, context: Context,
                 grade.public[name] = public.judge(name, got)
     grade.seconds = time.monotonic() - start
     return grade
+
+
+def _unlock(folder: Path):
+    """Make the read-only folders given to the sandbox removable again."""
+    for path in [folder, *folder.rglob("*")] if folder.exists() else []:
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(0o755)
+
+
+def grade_folder(folder: Path, hidden: HiddenTests | None = None, limits: Limits | None = None,
+                 isolation: sandbox.Isolation | None = None, student: str = "") -> Grade:
+    """Grade ONE submission (a folder or an archive, nested as ``read_package`` accepts) with
+    the runner, limits and validation of ``make grade``: for graders that get one submission
+    at a time (a Gradescope autograder). ``isolation`` defaults to the strongest this machine
+    allows: in a throw-away container without the rights bwrap needs, the "uid" kind."""
+    hidden = hidden or HiddenTests()
+    isolation = isolation or sandbox.detect()
+    with tempfile.TemporaryDirectory(prefix="grade-run-") as tmp:
+        os.chmod(tmp, 0o755)
+        context = Context(isolation, prepare_trusted(Path(tmp) / "trusted", hidden),
+                          limits or Limits(), uids=[sandbox.UID_BASE])
+        try:
+            return grade_one(Submission(student or entry_name(folder), folder), hidden, context)
+        finally:
+            _unlock(Path(tmp))
 
 
 def no_submission(student: str, hidden: HiddenTests, why: str = "no submission") -> Grade:
@@ -928,10 +950,7 @@ def grade_all(submissions_dir: Path, out_dir: Path, jobs: int | None = None,
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-            for path in Path(tmp).rglob("*"):
-                if path.is_dir():
-                    path.chmod(0o755)
-            Path(tmp, "trusted").chmod(0o755)
+            _unlock(Path(tmp))
             if context.cancel.is_set():
                 _write_outputs(out_dir, grades, hidden, skipped, roster, submissions)
     for student in sorted({row["id"] for row in roster or []} - {s.student for s in submissions}):

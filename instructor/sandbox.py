@@ -123,7 +123,7 @@ def _probe_command(uid: int) -> list[str]:
             "import os; open('/tmp/probe', 'w').write('x'); print(os.getuid())"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def detect() -> Isolation:
     """The strongest isolation this machine allows, found by trying it."""
     if os.geteuid() != 0:
@@ -137,12 +137,20 @@ def detect() -> Isolation:
     else:
         try:
             done = subprocess.run(_probe_command(UID_BASE), capture_output=True, text=True,
-                                  timeout=30, stdin=subprocess.DEVNULL)
+                                  timeout=30, stdin=subprocess.DEVNULL, check=False)
             if done.returncode == 0 and done.stdout.strip() == str(UID_BASE):
                 return Isolation("bwrap", "")
             reason = f"bwrap does not run here: {(done.stderr or done.stdout).strip()[:300]}"
         except (OSError, subprocess.TimeoutExpired) as e:
             reason = f"bwrap does not run here: {e}"
+    # the uid kind needs Python (and NumPy, found by the caller) readable by a foreign uid
+    done = subprocess.run(["setpriv", f"--reuid={UID_BASE}", f"--regid={UID_BASE}",
+                           "--clear-groups", "--", python_executable(), "-I", "-S", "-c", ""],
+                          capture_output=True, text=True, check=False,
+                          stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        return Isolation("none", f"{reason}; and a foreign uid cannot run "
+                                 f"{python_executable()}: {done.stderr.strip()[:200]}")
     return Isolation("uid", reason)
 
 
@@ -166,7 +174,10 @@ def processes_of(uid: int) -> list[int]:
 
 class Jail:
     """One isolated run. ``folders`` {name: host folder} are visible read-only, at
-    ``jail.path(name)``; ``jail.tmp`` is the writable folder (also HOME and the cwd)."""
+    ``jail.path(name)`` (a name may hold a ``/``: "site/numpy" and "site/numpy.libs" are
+    then found under ``jail.path("site")``); ``jail.tmp`` is the writable folder (also HOME
+    and the cwd). Outside a bwrap jail the folders are the host's, and only the uid and
+    the resource limits protect them."""
 
     def __init__(self, isolation: Isolation, folders: dict, limits: Limits, uid: int):
         self.isolation, self.limits, self.uid = isolation, limits, uid
@@ -184,7 +195,12 @@ class Jail:
     def path(self, name: str) -> str:
         if self.isolation.kind == "bwrap":
             return f"{SANDBOX_ROOT}/{name}"
-        return str(self.folders[name])
+        if name in self.folders:
+            return str(self.folders[name])
+        # folders bound one by one ("site/numpy", "site/numpy.libs"): outside a bwrap jail,
+        # their common parent on the host
+        (parent,) = {p.parent for n, p in self.folders.items() if n.startswith(name + "/")}
+        return str(parent)
 
     def command(self, argv: list) -> list:
         if self.isolation.kind == "none":

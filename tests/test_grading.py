@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import textwrap
 import time
 import zipfile
@@ -343,6 +344,11 @@ def rows(out: Path) -> dict:
         return {grade._uncell(r["student"]): r for r in csv.DictReader(f)}
 
 
+def csv_rows(path: Path) -> list:
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
 def feedback(out: Path, student: str) -> str:
     return (out / "feedback" / f"{grade.feedback_name(student)}.md").read_text()
 
@@ -499,7 +505,7 @@ def test_feedback_names_are_unique_and_csv_cells_are_not_formulas(graded):
 
 def test_csv_report_and_exports(graded):
     out, table = graded["out"], graded["rows"]
-    header = next(csv.reader(open(out / "grades.csv")))
+    header = csv_rows(out / "grades.csv")[0]
     assert header == ["student", "score", "max_score", *POINTS, "sha256"]
     for student, row in table.items():
         assert int(row["score"]) == sum(int(row[name]) for name in POINTS), student
@@ -509,10 +515,10 @@ def test_csv_report_and_exports(graded):
     assert "dZ is not dilated by the stride before padding (stride − 1 zeros between rows): 1 student" in report
     full = sum(r["input_gradient"] == "15" for r in table.values())
     assert f"| input_gradient | 15 | {full}/{len(table)} " in report
-    canvas = list(csv.reader(open(out / "canvas.csv")))
+    canvas = csv_rows(out / "canvas.csv")
     assert canvas[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "convlib (100)"]
     assert len(canvas) == len(table) + 2
-    moodle = list(csv.reader(open(out / "moodle.csv")))
+    moodle = csv_rows(out / "moodle.csv")
     assert moodle[0] == ["Identifier", "Grade", "Feedback comments"]
     assert ["full", "100", "100/100: all exercises pass"] in moodle
 
@@ -588,9 +594,9 @@ def test_roster_maps_lms_folders_and_lists_who_handed_nothing(tmp_path):
     assert "no submission" in feedback(out, "789000")
     assert "stranger_999\tno roster id among its name's parts" in \
         (out / "skipped.txt").read_text()
-    canvas = list(csv.reader(open(out / "canvas.csv")))
+    canvas = csv_rows(out / "canvas.csv")
     assert ["Doe, Jane", "123", "S123", "jdoe", "A", "100"] in canvas
-    moodle = list(csv.reader(open(out / "moodle.csv")))
+    moodle = csv_rows(out / "moodle.csv")
     assert ["Participant 789000", "0", "no submission"] in moodle
 
 
@@ -623,3 +629,15 @@ def test_without_a_sandbox_grading_is_refused_unless_asked(tmp_path):
     weak = sandbox.Isolation("uid", "bwrap does not run here: no mount rights")
     with pytest.raises(grade.NoSandbox, match="--unsafe-no-sandbox"):
         grade.grade_all(tmp_path, tmp_path / "out", isolation=weak, log=lambda line: None)
+
+
+def test_one_folder_without_a_sandbox_when_asked(tmp_path, monkeypatch):
+    """The entry point for one-submission graders (issue 14), here in a plain process."""
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    nested = solution(tmp_path / "submission" / "deep" / "er")
+    result = grade.grade_folder(tmp_path / "submission", limits=grade.Limits(**LIMITS),
+                                isolation=sandbox.Isolation("none", "asked for"))
+    assert result.score == 100 and result.student == "submission"
+    assert (nested / "convlib" / "loops.py").is_file()
+    assert list((tmp_path / "tmp").iterdir()) == []
