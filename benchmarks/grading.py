@@ -21,7 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from instructor import grade, sample_submissions as samples, sandbox
+from instructor import (
+    grade,  # noqa: E402
+    sandbox,
+)
+from instructor import sample_submissions as samples
 
 
 def make_class(folder: Path, n: int):
@@ -49,7 +53,8 @@ def isolation_cost(repeats: int = 5) -> tuple[float, float]:
                         jail.path("site")]).wait()
         jailed.append(time.perf_counter() - start)
         start = time.perf_counter()
-        subprocess.run([sandbox.python_executable(), "-I", "-S", "-c", code, plain_site], check=True)
+        subprocess.run([sandbox.python_executable(), "-I", "-S", "-c", code, plain_site],
+                       check=True)
         plain.append(time.perf_counter() - start)
     return min(jailed), min(plain)
 

@@ -93,8 +93,7 @@ class Grade:
 
 
 def load_hidden(path: Path = HIDDEN):
-    namespace = {}
-    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    namespace = runpy.run_path(str(path))
     return namespace["POINTS"], namespace["CASES"], namespace["SEED"]
 
 
@@ -103,6 +102,7 @@ class HiddenTests:
 
     def __init__(self, path: Path = HIDDEN):
         self.points, specs, seed = load_hidden(path)
+        assert set(self.points) == set(exercises.TABLE), "every exercise needs points"
         # per exercise: "all" (every case must pass, the default) or "proportional"
         self.credit = runpy.run_path(str(path)).get("CREDIT", {})
         assert set(self.credit) <= set(self.points)
@@ -110,26 +110,21 @@ class HiddenTests:
         self.version = hashlib.sha256(b"".join(
             p.read_bytes() for p in (path, RUNNER, Path(exercises.__file__),
                                      Path(check.__file__)))).hexdigest()
-        assert set(self.points) == set(exercises.CALLS), "every exercise needs points"
         self.cases = make_check_data.make_cases(specs, seed)
-        self.expected, self.bugs = {}, {}
-        for name in self.points:
-            for k, case in enumerate(self.cases):
-                self.expected[name, k], self.bugs[name, k] = \
-                    make_check_data.expected_and_bugs(name, case)
+        self.answers = {(name, k): make_check_data.expected_and_bugs(name, case)
+                        for name in self.points for k, case in enumerate(self.cases)}
         self.public = self.public_checks(self.points)
 
     @classmethod
     def public_checks(cls, points: dict) -> HiddenTests:
-        """The public checks' cases (convlib/check_data.npz), judged the same way; their
-        inputs are no secret, so the feedback shows every detail of them."""
+        """The public checks' cases and answers (convlib/check_data.npz), judged the same
+        way; their inputs are no secret, so the feedback shows every detail of them."""
         public = cls.__new__(cls)
-        public.points, public.credit, public.cases = points, {}, check.load_cases()
-        public.expected, public.bugs = {}, {}
-        for name in points:
-            for k, case in enumerate(public.cases):
-                public.expected[name, k], public.bugs[name, k] = \
-                    make_check_data.expected_and_bugs(name, case)
+        public.points, public.credit = points, {}
+        with np.load(check.DATA) as data:
+            public.cases = exercises.load_cases(data, check.MODULES.shapes)
+            public.answers = {(name, k): exercises.load_answers(data, name, k)
+                              for name in points for k in range(len(public.cases))}
         return public
 
     @property
@@ -142,44 +137,33 @@ class HiddenTests:
         return self.points[name] if passed == len(self.cases) else 0
 
     def write_inputs(self, path: Path):
-        np.savez(path, **make_check_data.case_arrays(self.cases))
+        np.savez(path, **exercises.case_arrays(self.cases))
 
     def judge(self, name: str, outputs: dict) -> ExerciseResult:
-        """Compare what the student's process returned with the expected values."""
+        """Compare what the student's process returned (exercises.outcome_arrays) with the
+        expected values, with the checks' verdict."""
         result = ExerciseResult(name, self.points[name])
-        passed = 0
+        verdicts = []
         for k, case in enumerate(self.cases):
-            if f"case{k}/error" in outputs:
-                result.lines.append(f"✗ {case.name}: {outputs[f'case{k}/error']}")
-                continue
-            if not any(key.startswith(f"case{k}/") for key in outputs):
-                result.lines.append(f"✗ {case.name}: not run (an earlier case ran out of memory)")
-                continue
-            problems = []
-            for out in exercises.OUTPUTS[name]:
-                got = outputs.get(f"case{k}/{out}")
-                if got is None:
-                    problems.append(f"{out}: missing")
-                    continue
-                ok, error, message = check._compare(got, self.expected[name, k][out],
-                                                    self.bugs[name, k].get(out, {}), case, out)
-                if not ok:
-                    problems.append(f"{out}: {message or 'wrong values'}"
-                                    + (f" (max rel error {error:.1e})" if error is not None else ""))
-            if f"case{k}/modified" in outputs:
-                problems.append(f"modified its input {outputs[f'case{k}/modified']}")
-            if problems:
-                result.lines.append(f"✗ {case.name}: " + "; ".join(problems))
+            got, error, modified = exercises.load_outcome(outputs, k)
+            if error is not None:
+                verdict = check.CaseVerdict(case, raised=error)
+            elif got is None:
+                verdict = check.CaseVerdict(
+                    case, raised="not run (an earlier case ran out of memory)")
             else:
-                passed += 1
-                result.lines.append(f"✓ {case.name}")
-        result.earned = self.earned(name, passed)
-        hint = check.failure_hint([line.startswith("✓") for line in result.lines], self.cases)
+                verdict = check.judge(exercises.TABLE[name], case, got,
+                                      *self.answers[name, k], modified)
+            verdicts.append(verdict)
+        result.earned = self.earned(name, sum(v.ok for v in verdicts))
+        reasons = {v.reason for v in verdicts}
+        if not any(v.ok for v in verdicts) and len(reasons) == 1:   # one message, not seven
+            result.lines = [f"✗ all {len(self.cases)} cases: {reasons.pop()}"]
+        else:
+            result.lines = [v.line() for v in verdicts]
+        hint = check.failure_hint(verdicts)
         if hint:
             result.lines.append(f"hint: {hint}")
-        reasons = {line.split(": ", 1)[-1] for line in result.lines}
-        if passed == 0 and len(reasons) == 1:    # one message, not seven copies of it
-            result.lines = [f"✗ all {len(self.cases)} cases: {reasons.pop()}"]
         return result
 
 
@@ -273,7 +257,8 @@ def _archive_members(path: Path):
             members = []
             for member in archive:
                 if len(members) >= MAX_ARCHIVE_MEMBERS:
-                    raise SubmissionError(f"the archive has more than {MAX_ARCHIVE_MEMBERS} entries")
+                    raise SubmissionError(
+                        f"the archive has more than {MAX_ARCHIVE_MEMBERS} entries")
                 members.append(member)
             files = [m for m in members if m.isfile()]   # links and devices are ignored
             contents = {m.name: archive.extractfile(m).read(MAX_PACKAGE_BYTES + 1)
@@ -313,7 +298,8 @@ def _package_from_archive(path: Path) -> dict:
         if name.startswith(prefix) and rest.endswith(".py") and "/" not in rest:
             total += size
             if total > MAX_PACKAGE_BYTES:
-                raise SubmissionError(f"convlib/*.py exceed {MAX_PACKAGE_BYTES // 10**6} MB unpacked")
+                raise SubmissionError(
+                    f"convlib/*.py exceed {MAX_PACKAGE_BYTES // 10**6} MB unpacked")
             package[rest] = read()[:MAX_PACKAGE_BYTES]
     return package
 
@@ -407,7 +393,8 @@ def prepare_trusted(folder: Path, hidden: HiddenTests) -> Path:
     shutil.copyfile(RUNNER, folder / "grading_runner.py")
     shutil.copyfile(exercises.__file__, folder / "exercises.py")
     hidden.write_inputs(folder / "inputs.npz")
-    np.savez(folder / "public.npz", **make_check_data.case_arrays(check.load_cases()))
+    with np.load(check.DATA) as data:     # the public cases, without their answers
+        np.savez(folder / "public.npz", **exercises.case_arrays(exercises.load_cases(data)))
     for path in folder.iterdir():
         path.chmod(0o444)
     folder.chmod(0o555)

@@ -30,6 +30,7 @@ import io
 import json
 import os
 import resource
+import runpy
 import signal
 import sys
 import traceback
@@ -38,10 +39,7 @@ from types import SimpleNamespace
 
 def _load_trusted(path):
     """The grader's own copy of convlib/exercises.py, outside the student's package."""
-    namespace = {"__name__": "trusted_exercises"}
-    with open(path) as f:
-        exec(compile(f.read(), path, "exec"), namespace)
-    return namespace
+    return SimpleNamespace(**runpy.run_path(path, run_name="trusted_exercises"))
 
 
 def _send(channel, header, payload=None):
@@ -66,7 +64,8 @@ def _student_traceback(e, sandbox):
     lines = []
     for frame in traceback.extract_tb(e.__traceback__):
         if frame.filename.startswith(sandbox + "/"):
-            lines.append(f'  File "{relative(frame.filename)}", line {frame.lineno}, in {frame.name}')
+            lines.append(f'  File "{relative(frame.filename)}", line {frame.lineno}, '
+                         f'in {frame.name}')
             if frame.line:
                 lines.append(f"    {frame.line}")
     if isinstance(e, SyntaxError) and e.filename:
@@ -95,79 +94,84 @@ def main(limits, sandbox, site_dir, exercises_py, inputs, public, *names):
     sys.stdout = sys.stderr
     import numpy as np
     trusted = _load_trusted(exercises_py)
+    stored = {}     # hidden or public -> the stored cases
+    for source, path in (("hidden", inputs), ("public", public)):
+        with np.load(path, allow_pickle=False) as data:
+            stored[source] = {key: data[key] for key in data.files}
 
-    sources = {}    # hidden or public -> (arrays, number of cases)
-    for key, path in (("hidden", inputs), ("public", public)):
-        arrays = np.load(path, allow_pickle=False)
-        sources[key] = arrays, len(json.loads(str(arrays["case_names"])))  # as make_check_data writes
-
-    resource.setrlimit(resource.RLIMIT_CPU, (int(_cpu_seconds() + cpu_per_exercise) + 1, cpu_ceiling))
+    resource.setrlimit(resource.RLIMIT_CPU,
+                       (int(_cpu_seconds() + cpu_per_exercise) + 1, cpu_ceiling))
     try:
         import convlib  # the student's code runs from here on
         from convlib import im2col, loops, shapes, strided, taps
         if not convlib.__file__.startswith(sandbox):
             raise ImportError("convlib was not imported from the submission")
-    except BaseException as e:  # SystemExit included
+    except BaseException as e:  # noqa: BLE001 (SystemExit included)
         _send(channel, "import-error", _student_traceback(e, sandbox).encode())
-        return
+        os._exit(0)
     modules = SimpleNamespace(loops=loops, strided=strided, im2col=im2col, taps=taps,
                               shapes=shapes)
-
     for name in names:
         soft = min(int(_cpu_seconds() + cpu_per_exercise) + 1, cpu_ceiling)
         resource.setrlimit(resource.RLIMIT_CPU, (soft, cpu_ceiling))
         _send(channel, f"start {name}")
-        data, n_cases = sources["public" if name.startswith("public:") else "hidden"]
-        exercise = name.split(":")[-1]
-        results = {}
-        for k in range(n_cases):
-            arrays = {key: data[f"case{k}/{key}"] for key in ("x", "w", "b", "dy")}
-            originals = {key: a.copy() for key, a in arrays.items()}
-            try:
-                hyper = json.loads(str(data[f"case{k}/hyper"]))
-                geometry = shapes.conv_geometry(arrays["x"].shape, arrays["w"].shape, **hyper)
-                case = SimpleNamespace(**arrays, hyper=hyper, geometry=geometry)
-                outputs = tuple(trusted["CALLS"][exercise](modules, case))
-                out_names = trusted["OUTPUTS"][exercise]
-                if len(outputs) != len(out_names):
-                    raise ValueError(f"returned {len(outputs)} arrays, expected {len(out_names)}")
-                for out_name, value in zip(out_names, outputs):
-                    value = np.array(value)
-                    if value.dtype == object:    # would need pickle to leave this process
-                        raise TypeError(f"{out_name} is not an array of numbers")
-                    results[f"case{k}/{out_name}"] = value
-            except BaseException as e:  # SystemExit and KeyboardInterrupt included
-                if isinstance(e, NotImplementedError):
-                    message = "not implemented: " + (str(e) or "raise NotImplementedError")
-                elif isinstance(e, MemoryError):
-                    limit = resource.getrlimit(resource.RLIMIT_AS)[0] >> 20
-                    message = f"raised MemoryError: it needed more than the {limit} MB allowed"
-                elif isinstance(e, OSError) and e.errno == errno.EFBIG:
-                    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] >> 20
-                    message = (f"raised OSError: it wrote more than the {limit} MB of output "
-                               "allowed (printing in a loop?)")
-                else:
-                    message = f"raised {type(e).__name__}: {e}"[:500]
-                    tb = traceback.extract_tb(e.__traceback__)
-                    student = [f for f in tb if f.filename.startswith(sandbox)]
-                    if student:
-                        where = student[-1]
-                        message += f" (at {where.filename[len(sandbox) + 1:]}:{where.lineno})"
-                results[f"case{k}/error"] = np.array(message)
-                if isinstance(e, MemoryError):   # the next cases would only thrash again
-                    break
-            modified = [key for key in arrays if not np.array_equal(arrays[key], originals[key])]
-            if modified:
-                results[f"case{k}/modified"] = np.array(", ".join(modified))
-        buffer = io.BytesIO()
-        try:
-            np.savez(buffer, **results)
-        except Exception as e:  # e.g. past the memory limit
-            message = np.array(f"its outputs could not be saved: {type(e).__name__}: {e}"[:500])
-            buffer = io.BytesIO()
-            np.savez(buffer, **{f"case{k}/error": message for k in range(n_cases)})
-        _send(channel, f"done {name}", buffer.getvalue())
+        source = "public" if name.startswith("public:") else "hidden"
+        results = _run_exercise(trusted, modules, stored[source], sandbox, name.split(":")[-1])
+        _send(channel, f"done {name}", results)
+    channel.flush()
     os._exit(0)      # everything is sent: skip the interpreter's teardown (~0.1 s)
+
+
+def _run_exercise(trusted, modules, stored, sandbox, name) -> bytes:
+    """The outputs of one exercise on every stored case, as .npz bytes."""
+    import numpy as np
+    exercise = trusted.TABLE[name]
+    cases = trusted.load_cases(stored, modules.shapes)
+    results = {}
+    for k, case in enumerate(cases):
+        originals = {key: a.copy() for key, a in case.arrays.items()}
+        outputs, message = {}, None
+        try:
+            got = tuple(exercise.call(modules, case))
+            if len(got) != len(exercise.outputs):
+                raise ValueError(f"returned {len(got)} arrays, expected "
+                                 f"{len(exercise.outputs)}")
+            for out_name, value in zip(exercise.outputs, got):
+                value = np.array(value)
+                if value.dtype == object:    # would need pickle to leave this process
+                    raise TypeError(f"{out_name} is not an array of numbers")
+                outputs[out_name] = value
+        except BaseException as e:  # SystemExit and KeyboardInterrupt included
+            if isinstance(e, NotImplementedError):
+                message = "not implemented: " + (str(e) or "raise NotImplementedError")
+            elif isinstance(e, MemoryError):
+                limit = resource.getrlimit(resource.RLIMIT_AS)[0] >> 20
+                message = f"raised MemoryError: it needed more than the {limit} MB allowed"
+            elif isinstance(e, OSError) and e.errno == errno.EFBIG:
+                limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] >> 20
+                message = (f"raised OSError: it wrote more than the {limit} MB of output "
+                           "allowed (printing in a loop?)")
+            else:
+                message = f"raised {type(e).__name__}: {e}"[:500]
+                tb = traceback.extract_tb(e.__traceback__)
+                student = [f for f in tb if f.filename.startswith(sandbox)]
+                if student:
+                    where = student[-1]
+                    message += f" (at {where.filename[len(sandbox) + 1:]}:{where.lineno})"
+            outputs = {}
+        modified = [key for key, a in originals.items() if not np.array_equal(case.arrays[key], a)]
+        results.update(trusted.outcome_arrays(k, outputs, message, modified))
+        if isinstance(message, str) and message.startswith("raised MemoryError"):
+            break                        # the next cases would only thrash again
+    buffer = io.BytesIO()
+    try:
+        np.savez(buffer, **results)
+    except Exception as e:  # noqa: BLE001 (e.g. past the memory limit)
+        message = f"its outputs could not be saved: {type(e).__name__}: {e}"[:500]
+        buffer = io.BytesIO()
+        np.savez(buffer, **{key: value for k in range(len(cases))
+                            for key, value in trusted.outcome_arrays(k, error=message).items()})
+    return buffer.getvalue()
 
 
 if __name__ == "__main__":

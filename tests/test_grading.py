@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from convlib import exercises
 from instructor import grade, sandbox
 from instructor.sample_submissions import BUGS, append, patch, solution, stubs
 
@@ -70,20 +71,23 @@ FAULTS = {
                                 "    import time; time.sleep(1000)\n", 2),
                 {"taps"}, "wall-clock"),
     "memory_bomb": (lambda f: patch(f, "taps", "    (hq, wq), taps = _phase_grid(g)\n",
-                                    "    hog = []\n    while True:\n        hog.append(bytearray(50_000_000))\n",
+                                    "    hog = []\n    while True:\n"
+                                    "        hog.append(bytearray(50_000_000))\n",
                                     2), {"taps"}, "MemoryError"),
     "sys_exit": (lambda f: patch(f, "loops", "    x_pad = pad(x, g)\n    y = np.zeros",
                                  "    import sys; sys.exit(0)\n    y = np.zeros"),
                  {"loops_forward"}, "SystemExit"),
     "os_exit": (lambda f: patch(f, "im2col", "    dy2d = dy.reshape(-1, g.out_channels)  ",
-                                "    import os; os._exit(0)\n    dy2d = dy.reshape(-1, g.out_channels)  "),
+                                "    import os; os._exit(0)\n"
+                                "    dy2d = dy.reshape(-1, g.out_channels)  "),
                 {"im2col_backward"}, "exited with status 0"),
     "print_flood": (lambda f: patch(f, "strided", "    return input_gradient(y, w, g)\n",
                                     "    for _ in range(10_000):\n        print('x' * 10_000)\n"
                                     "    return input_gradient(y, w, g)\n"),
                     {"conv_transpose2d"}, "MB of output allowed (printing in a loop?)"),
     "leaky_message": (lambda f: patch(f, "strided", "    n, h, w, c = a.shape\n",
-                                      "    raise ValueError('input starts ' + repr(a.ravel()[:2].tolist()))\n"),
+                                      "    raise ValueError('input starts '"
+                                      " + repr(a.ravel()[:2].tolist()))\n"),
                       {"dilate", "input_gradient", "conv_transpose2d"},
                       "raised ValueError (at convlib/strided.py:"),
     "wrong_type": (lambda f: patch(f, "strided", "    return out\n",
@@ -127,7 +131,8 @@ attempt("root", lambda: os.setuid(0))
 ''',
     # 1. the exercise table every runner reloads
     "a01_exercise_table": '''
-for path in [TREE + "/convlib/exercises.py", *glob.glob("/sandbox/**/exercises.py", recursive=True)]:
+for path in [TREE + "/convlib/exercises.py",
+             *glob.glob("/sandbox/**/exercises.py", recursive=True)]:
     attempt(path, lambda: append_to(path, "\\nraise RuntimeError('sabotaged')\\n"))
 ''',
     # 2. the runner
@@ -216,7 +221,8 @@ data, size, name = block * 512 + b"\\x03\\x00", 512 << 20, b"case0/y.npy"
 local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, 0, len(data), size, len(name), 0)
 central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0, 0, len(data), size,
                       len(name), 0, 0, 0, 0, 0, 0) + name
-end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), len(local) + len(name) + len(data), 0)
+end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central),
+                  len(local) + len(name) + len(data), 0)
 bomb = local + name + data + central + end
 numpy.savez = lambda file, **arrays: file.write(bomb)
 ''',
@@ -224,6 +230,19 @@ numpy.savez = lambda file, **arrays: file.write(bomb)
 # what ends each attack: report what worked (in the feedback), and fail the import
 ATTACK_EPILOGUE = "\nraise RuntimeError('attack report: %r' % (report,))\n"
 SOLUTION_ATTACKS = {"a11_npz_bomb"}       # a full solution: its results must be refused
+
+
+def attack_on_stubs(folder: Path):
+    """Stubs that try to pass by tampering with the judge instead of computing."""
+    stubs(folder)
+    with open(folder / "convlib" / "__init__.py", "a") as f:
+        f.write("\nimport numpy, numpy.testing\n"
+                "numpy.allclose = lambda *a, **k: True\n"
+                "numpy.testing.assert_allclose = lambda *a, **k: None\n"
+                "numpy.array_equal = lambda *a, **k: True\n")
+    for name in ("conftest.py", "sitecustomize.py"):
+        (folder / name).write_text("import numpy\nnumpy.allclose = lambda *a, **k: True\n")
+        (folder / "convlib" / name).write_text("raise SystemExit(0)\n")
 
 
 def make_class(subs: Path, tree: Path, grades_dir: Path):
@@ -242,6 +261,7 @@ def make_class(subs: Path, tree: Path, grades_dir: Path):
         bug(solution(subs / f"bug_{name}"))
     solution(subs / "full")
     stubs(subs / "release")
+    attack_on_stubs(subs / "judge_tampering")
     # a zip with the package one folder down, as students make them, with .ZIP in capitals
     nested = solution(subs.parent / "zip_src" / "my_work")
     with zipfile.ZipFile(subs / "upper.ZIP", "w") as z:
@@ -418,6 +438,11 @@ def test_attack_gains_nothing_and_breaks_nothing(graded, attack):
             assert report == "[]"
 
 
+def test_tampering_with_the_judge_gains_nothing(graded):
+    assert graded["rows"]["judge_tampering"]["score"] == "0"
+    assert "not implemented" in feedback(graded["out"], "judge_tampering")
+
+
 def test_stolen_solution_and_linked_convlib_score_zero(graded):
     assert graded["rows"]["a07_steal"]["score"] == "0"
     assert "not implemented" in feedback(graded["out"], "a07_steal")
@@ -512,7 +537,8 @@ def test_csv_report_and_exports(graded):
     report = (out / "report.md").read_text()
     # the two seeded bugs that make dZ undilated are named once each, the count is right
     assert "| input_gradient | 15 |" in report
-    assert "dZ is not dilated by the stride before padding (stride − 1 zeros between rows): 1 student" in report
+    assert ("dZ is not dilated by the stride before padding (stride − 1 zeros between rows): "
+            "1 student") in report
     full = sum(r["input_gradient"] == "15" for r in table.values())
     assert f"| input_gradient | 15 | {full}/{len(table)} " in report
     canvas = csv_rows(out / "canvas.csv")
@@ -600,7 +626,11 @@ def test_roster_maps_lms_folders_and_lists_who_handed_nothing(tmp_path):
     assert ["Participant 789000", "0", "no submission"] in moodle
 
 
-# -- units --------------------------------------------------------------------------------
+# -- units -----------------------------------------------------------------------------
+
+def test_every_exercise_has_points_and_every_point_an_exercise():
+    assert list(POINTS) == list(exercises.TABLE)
+
 
 def test_partial_credit_is_proportional_where_the_spec_says_so(monkeypatch):
     hidden = grade.HiddenTests.__new__(grade.HiddenTests)
