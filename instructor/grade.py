@@ -954,7 +954,10 @@ def grade_all(submissions_dir: Path, out_dir: Path, jobs: int | None = None,
         log(f"graded {len(grades)} submissions: mean {np.mean(scores):.1f}/{hidden.max_score}, "
             f"{full} with full marks, {sum(bool(g.notes) for g in grades.values())} with notes; "
             f"wrote {csv_path}, {feedback_dir}/, report.md, canvas.csv and moodle.csv")
-    elif not unchanged:
+    elif unchanged:
+        log(f"nothing new to grade: {len(unchanged)} submissions already graded "
+            "(--regrade grades them again)")
+    else:
         log(f"no submissions found in {submissions_dir}")
     return list(grades.values())
 
