@@ -48,7 +48,8 @@ def isolation_cost(repeats: int = 5) -> tuple[float, float]:
     jailed, plain = [], []
     for _ in range(repeats):
         start = time.perf_counter()
-        with sandbox.Jail(sandbox.detect(), folders, sandbox.Limits(), sandbox.UID_BASE) as jail:
+        with sandbox.Jail(sandbox.detect(), folders, sandbox.Limits(),
+                          sandbox.free_uids(1)[0]) as jail:
             jail.popen([sandbox.python_executable(), "-I", "-S", "-c", code,
                         jail.path("site")]).wait()
         jailed.append(time.perf_counter() - start)

@@ -694,7 +694,7 @@ def grade_folder(folder: Path, hidden: HiddenTests | None = None, limits: Limits
     with tempfile.TemporaryDirectory(prefix="grade-run-") as tmp:
         os.chmod(tmp, 0o755)
         context = Context(isolation, prepare_trusted(Path(tmp) / "trusted", hidden),
-                          limits or Limits(), uids=[sandbox.UID_BASE])
+                          limits or Limits(), uids=sandbox.free_uids(1))
         try:
             return grade_one(Submission(student or entry_name(folder), folder), hidden, context)
         finally:
@@ -906,7 +906,8 @@ def grade_all(submissions_dir: Path, out_dir: Path, jobs: int | None = None,
     with tempfile.TemporaryDirectory(prefix="grade-run-") as tmp:
         os.chmod(tmp, 0o755)
         context = Context(isolation, prepare_trusted(Path(tmp) / "trusted", hidden), limits,
-                          uids=[sandbox.UID_BASE + k for k in range(jobs)])
+                          uids=sandbox.free_uids(jobs))
+        log(f"sandbox uids: {' '.join(map(str, sorted(context.uids)))}")
         pool = ThreadPoolExecutor(max_workers=jobs)
         try:
             futures = {pool.submit(grade_one, s, hidden, context, known): s

@@ -2,7 +2,7 @@
 and limits on CPU time, memory, processes, bytes written and output.
 
     iso = sandbox.detect()                      # what this machine allows, and why
-    with sandbox.Jail(iso, {"code": folder}, limits, uid=sandbox.UID_BASE) as jail:
+    with sandbox.Jail(iso, {"code": folder}, limits, uid=sandbox.free_uids(1)[0]) as jail:
         process = jail.popen(["python3", "-I", jail.path("code") + "/main.py"])
         ...                                      # read process.stdout, process.stderr
     # leaving the block kills everything the code started, wherever it hid
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -46,6 +47,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 UID_BASE = 4_100_000          # far from any real account; one uid per running jail
+
+
+def free_uids(n: int) -> list[int]:
+    """n uids for the jails of one run, a random block so that two runs on one machine
+    (two graders, a grader and the tests) never share one: a jail's end kills its uid's
+    processes, and RLIMIT_NPROC counts them."""
+    base = UID_BASE + 64 * secrets.randbelow(1 << 20)
+    return [base + k for k in range(n)]
 SANDBOX_ROOT = "/sandbox"     # where the caller's folders appear inside a bwrap jail
 INSTALL_HINT = "apt-get install bubblewrap (make grade does it when it is missing)"
 

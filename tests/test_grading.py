@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 POINTS, _, _ = grade.load_hidden()
 ALL = set(POINTS)
 LIMITS = dict(seconds_per_exercise=2, memory_bytes=1 << 30, file_bytes=1 << 20,
-              disk_bytes=16 << 20, processes=32, wall_factor=4)
+              disk_bytes=16 << 20, processes=32, wall_factor=2)
 
 # CI (as root, bubblewrap installed by .ci/run) must run these: never skipped there
 pytestmark = pytest.mark.skipif(
@@ -332,7 +332,7 @@ def start_grader(tree: Path, subs: Path, out: Path, tmpdir: Path, **extra):
     return subprocess.Popen([sys.executable, "-I", "-c", GRADER, str(tree), str(subs), str(out),
                              json.dumps(LIMITS), json.dumps(extra)],
                             cwd=tree, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, bufsize=1)
 
 
 def run_grader(tree, subs, out, tmpdir, **extra) -> list:
@@ -342,11 +342,17 @@ def run_grader(tree, subs, out, tmpdir, **extra) -> list:
     return output.splitlines()
 
 
-def leftover_processes(*paths) -> list:
+def sandbox_uids(lines) -> list:
+    """The uids the grader's sandboxes ran as, from its log."""
+    (line,) = [line for line in lines if line.startswith("sandbox uids: ")]
+    return [int(uid) for uid in line.split(": ")[1].split()]
+
+
+def leftover_processes(uids, *paths) -> list:
     """Processes of the sandboxes' uids, or whose command line or cwd names one of paths."""
     found = []
-    for k in range(64):
-        found += sandbox.processes_of(sandbox.UID_BASE + k)
+    for uid in uids:
+        found += sandbox.processes_of(uid)
     for pid in (p for p in os.listdir("/proc") if p.isdigit()):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -387,7 +393,7 @@ def graded(tmp_path_factory):
     lines = run_grader(tree, subs, out, tmpdir)
     time.sleep(1.0)       # a daemon that survived would write now
     return dict(tree=tree, subs=subs, out=out, tmpdir=tmpdir, before=before, lines=lines,
-                rows=rows(out), leftovers=leftover_processes(tree, subs, out),
+                rows=rows(out), leftovers=leftover_processes(sandbox_uids(lines), tree, subs, out),
                 csv_after=(out / "grades.csv").read_bytes())
 
 
@@ -569,7 +575,8 @@ def test_ctrl_c_writes_what_is_done_and_a_rerun_resumes(tmp_path):
     assert "interrupted:" in rest
     done = rows(out)
     assert len(done) >= 2 and len(done) == len(list((out / "feedback").glob("*.md")))
-    assert leftover_processes(tree, subs, out) == []
+    uids = sandbox_uids([line.strip() for line in lines])
+    assert leftover_processes(uids, tree, subs, out) == []
     assert list((tmp_path / "tmp").iterdir()) == []
     # the rerun skips what is graded, grades the rest: the spinner within its CPU time
     lines = run_grader(tree, subs, out, tmp_path / "tmp")
