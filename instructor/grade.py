@@ -375,6 +375,7 @@ class Context:
     limits: Limits
     cancel: threading.Event = field(default_factory=threading.Event)
     uids: list = field(default_factory=list)     # free uids, one per running sandbox
+    hide: tuple = ()                  # folders no sandbox may see (the tree, the class...)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take_uid(self) -> int:
@@ -426,7 +427,7 @@ class Session:
 def _read(process, limits: Limits, cancel: threading.Event) -> Session:
     """Read the runner's channel (stdout) and the student's prints (stderr) until the
     process ends, stopping it on a limit: wall-clock backstop, output size, result size."""
-    session, channel, printed = Session(), b"", 0
+    session, channel, printed = Session(), bytearray(), 0
     selector = selectors.DefaultSelector()
     for stream in (process.stdout, process.stderr):
         os.set_blocking(stream.fileno(), False)
@@ -468,7 +469,7 @@ def _read(process, limits: Limits, cancel: threading.Event) -> Session:
                     break
                 if len(rest) < size:
                     break         # wait for the rest of the payload
-                payload, channel = rest[:size], rest[size:]
+                payload, channel = bytes(rest[:size]), rest[size:]
                 if words[0] == "done":
                     session.done[words[1]] = payload
                 else:
@@ -544,7 +545,7 @@ def run_submission(workdir: Path, names: list, context: Context) -> tuple[dict, 
     while remaining:
         uid = context.take_uid()
         try:
-            with sandbox.Jail(context.isolation, folders, limits, uid) as jail:
+            with sandbox.Jail(context.isolation, folders, limits, uid, context.hide) as jail:
                 trusted = jail.path("trusted")
                 process = jail.popen(
                     [sandbox.python_executable(), "-I", "-S", f"{trusted}/grading_runner.py",
@@ -906,7 +907,8 @@ def grade_all(submissions_dir: Path, out_dir: Path, jobs: int | None = None,
     with tempfile.TemporaryDirectory(prefix="grade-run-") as tmp:
         os.chmod(tmp, 0o755)
         context = Context(isolation, prepare_trusted(Path(tmp) / "trusted", hidden), limits,
-                          uids=sandbox.free_uids(jobs))
+                          uids=sandbox.free_uids(jobs),
+                          hide=(ROOT, submissions_dir.resolve(), out_dir.resolve()))
         log(f"sandbox uids: {' '.join(map(str, sorted(context.uids)))}")
         pool = ThreadPoolExecutor(max_workers=jobs)
         try:
@@ -939,7 +941,11 @@ def grade_all(submissions_dir: Path, out_dir: Path, jobs: int | None = None,
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             _unlock(Path(tmp))
-            if context.cancel.is_set():
+            if context.cancel.is_set():     # the CSV and the feedback agree, whenever it hit
+                for grade in grades.values():
+                    (feedback_dir / f"{feedback_name(grade.student)}.md").write_text(
+                        feedback_markdown(grade, hidden))
+                write_csv(csv_path, list(grades.values()), hidden, previous)
                 _write_outputs(out_dir, grades, hidden, skipped, roster, submissions)
     for student in sorted({row["id"] for row in roster or []} - {s.student for s in submissions}):
         if student not in previous or regrade:

@@ -108,8 +108,10 @@ def _system_binds() -> list[str]:
             args += ["--ro-bind", str(top), str(top)]
     prefix = os.path.realpath(sys.base_prefix)
     stdlib = os.path.realpath(sysconfig.get_paths()["stdlib"])
-    for path in sorted({prefix, os.path.dirname(python_executable()), stdlib}):
-        if not path.startswith("/usr/"):
+    needed = {prefix, os.path.dirname(python_executable()), stdlib}
+    for path in sorted(needed):
+        inside_another = any(path.startswith(other + "/") for other in needed)
+        if not path.startswith("/usr/") and not inside_another:
             args += [*_parents(path), "--ro-bind", path, path]
     return args
 
@@ -185,11 +187,14 @@ class Jail:
     """One isolated run. ``folders`` {name: host folder} are visible read-only, at
     ``jail.path(name)`` (a name may hold a ``/``: "site/numpy" and "site/numpy.libs" are
     then found under ``jail.path("site")``); ``jail.tmp`` is the writable folder (also HOME
-    and the cwd). Outside a bwrap jail the folders are the host's, and only the uid and
-    the resource limits protect them."""
+    and the cwd). ``hide``: folders that must not be seen even if they lie inside what is
+    bound of the system (the instructor's tree, the submissions, the grades). Outside a bwrap
+    jail the folders are the host's, and only the uid and the resource limits protect them."""
 
-    def __init__(self, isolation: Isolation, folders: dict, limits: Limits, uid: int):
+    def __init__(self, isolation: Isolation, folders: dict, limits: Limits, uid: int,
+                 hide: tuple = ()):
         self.isolation, self.limits, self.uid = isolation, limits, uid
+        self.hide = [Path(p).resolve() for p in hide]
         self.folders = {name: Path(p).resolve() for name, p in folders.items()}
         self.process = None
         self._host_tmp, self._killed = None, False
@@ -222,6 +227,10 @@ class Jail:
                 "--unshare-cgroup-try", "--die-with-parent", "--new-session",
                 *_system_binds(), "--proc", "/proc", "--dev", "/dev",
                 "--perms", "1777", "--size", str(self.limits.disk_bytes), "--tmpfs", "/tmp"]
+        bound = [Path(args[k + 2]) for k, a in enumerate(args) if a == "--ro-bind"]
+        for secret in self.hide:    # e.g. the instructor's tree under /usr: an empty tmpfs
+            if any(secret == b or b in secret.parents for b in bound):
+                args += ["--tmpfs", str(secret)]
         for name, host in self.folders.items():
             args += [*_parents(self.path(name)), "--ro-bind", str(host), self.path(name)]
         return args + ["--chdir", "/tmp", *drop, *argv]

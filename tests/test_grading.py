@@ -662,6 +662,15 @@ def test_results_are_validated_before_loading():
     assert "could not be read" in grade.load_results(b"PK\x03\x04 nonsense", 1 << 20)
 
 
+def test_secret_folders_inside_the_bound_system_are_covered():
+    jail = sandbox.Jail(sandbox.Isolation("bwrap", ""), {}, sandbox.Limits(), 1,
+                        hide=[Path("/usr/share/course"), Path("/srv/grades")])
+    args = jail.command(["true"])
+    covered = args.index("/usr/share/course")
+    assert args[covered - 1] == "--tmpfs" and covered > args.index("/usr")   # after the bind
+    assert "/srv/grades" not in args       # not bound: nothing to cover
+
+
 def test_without_a_sandbox_grading_is_refused_unless_asked(tmp_path):
     weak = sandbox.Isolation("uid", "bwrap does not run here: no mount rights")
     with pytest.raises(grade.NoSandbox, match="--unsafe-no-sandbox"):
