@@ -424,9 +424,10 @@ class Session:
     returncode: int = 0
 
 
-def _read(process, limits: Limits, cancel: threading.Event) -> Session:
+def _read(process, limits: Limits, cancel: threading.Event, on_waiting=None) -> Session:
     """Read the runner's channel (stdout) and the student's prints (stderr) until the
-    process ends, stopping it on a limit: wall-clock backstop, output size, result size."""
+    process ends, stopping it on a limit: wall-clock backstop, output size, result size.
+    When the runner waits for more, ``on_waiting(session)`` says which exercises."""
     session, channel, printed = Session(), bytearray(), 0
     selector = selectors.DefaultSelector()
     for stream in (process.stdout, process.stderr):
@@ -463,6 +464,15 @@ def _read(process, limits: Limits, cancel: threading.Event) -> Session:
                 if words[:1] == ["start"] and len(words) == 2:
                     session.current, started = words[1], time.monotonic()
                     channel = rest
+                    continue
+                if words == ["waiting"]:
+                    channel = rest
+                    more = on_waiting(session) if on_waiting else []
+                    try:
+                        process.stdin.write((" ".join(more) + "\n").encode())
+                        process.stdin.flush()
+                    except OSError:          # it closed its end: it ends anyway
+                        pass
                     continue
                 if words[:1] not in (["done"], ["import-error"]) or size > limits.file_bytes:
                     session.stopped = "results" if size > limits.file_bytes else "garbled"
@@ -533,14 +543,33 @@ def _death(returncode) -> str:
     return f"the process exited with status {returncode}"
 
 
-def run_submission(workdir: Path, names: list, context: Context) -> tuple[dict, list]:
+def run_submission(workdir: Path, names: list, context: Context,
+                   follow_up=None) -> tuple[dict, list]:
     """Run the exercises in one sandbox, and in a fresh one after each crash or timeout.
+    Once ``names`` are done, ``follow_up({name: outputs or error})`` may name more (once).
 
     -> ({exercise: outputs dict, or an error string}, notes)
     """
     limits = context.limits
-    rlimits = {**limits.rlimits(len(names)), "cpu_per_exercise": limits.seconds_per_exercise}
+    rlimits = {**limits.rlimits(2 * len(names)), "cpu_per_exercise": limits.seconds_per_exercise}
     results, notes, remaining = {}, [], list(names)
+    loaded, asked = {}, False
+
+    def load(name, payload):
+        if name not in loaded:
+            loaded[name] = load_results(payload, limits.file_bytes)
+        return loaded[name]
+
+    def on_waiting(session):
+        nonlocal asked
+        if asked or follow_up is None:
+            return []
+        asked = True
+        so_far = {**results, **{n: load(n, p) for n, p in session.done.items()}}
+        more = [n for n in follow_up(so_far) if n not in so_far and n not in remaining]
+        remaining.extend(more)
+        return more
+
     folders = {"trusted": context.trusted, "submission": workdir, **numpy_folders()}
     while remaining:
         uid = context.take_uid()
@@ -554,19 +583,22 @@ def run_submission(workdir: Path, names: list, context: Context) -> tuple[dict, 
                      f"{trusted}/public.npz", *remaining],
                     env={"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
                          "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"},
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                session = _read(process, limits, context.cancel)
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                session = _read(process, limits, context.cancel, on_waiting)
                 jail.kill()
                 session.returncode = process.returncode
-                process.stdout.close()
-                process.stderr.close()
+                for stream in (process.stdin, process.stdout, process.stderr):
+                    try:
+                        stream.close()
+                    except OSError:          # a pipe it never read
+                        pass
         finally:
             context.give_uid(uid)
         if session.stopped == "cancelled":
             raise Cancelled()
         for name, payload in session.done.items():
             if name in remaining:
-                results[name] = load_results(payload, limits.file_bytes)
+                results[name] = load(name, payload)
         remaining = [n for n in remaining if n not in results]
         log = session.log.decode("utf-8", "replace").strip()
         if session.import_error is not None or session.current is None:
@@ -653,8 +685,11 @@ def grade_one(submission: Submission, hidden: HiddenTests, context: Context,
             if known is not None and known.get(submission.student) == grade.sha256:
                 return None
             write_package(package, workdir)
-            names = [*hidden.points, *(f"public:{name}" for name in hidden.points)]
-            outputs, notes = run_submission(workdir, names, context)
+            def lost_points(so_far):     # their public checks, to show what went wrong
+                return [f"public:{name}" for name, got in so_far.items()
+                        if name in hidden.points and isinstance(got, dict)
+                        and hidden.judge(name, got).earned < hidden.points[name]]
+            outputs, notes = run_submission(workdir, list(hidden.points), context, lost_points)
             grade.notes += notes
         except SubmissionError as e:
             outputs = {}
@@ -714,7 +749,8 @@ def feedback_markdown(grade: Grade, hidden: HiddenTests) -> str:
     out.write(f"# Feedback for {grade.student}\n\n")
     out.write(f"**Score: {grade.score} / {hidden.max_score}**\n\n")
     out.write("Your score comes from hidden cases, other inputs than the public checks "
-              "(`check.<exercise>()` in the notebooks); the results of both are below. ")
+              "(`check.<exercise>()` in the notebooks); for an exercise that lost points, "
+              "the public checks' results follow, with every detail. ")
     rules = {"all": "every hidden case must pass", "proportional": "points per hidden case passed"}
     credit = {rules[hidden.credit.get(n, "all")] for n in hidden.points}
     out.write("Points: " + "; ".join(sorted(credit)) + ".\n\n")

@@ -239,9 +239,9 @@ class Jail:
         env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", **(env or {}),
                "HOME": self.tmp, "TMPDIR": self.tmp}
         self._killed = False
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
         self.process = subprocess.Popen(self.command(argv), env=env, cwd=self.tmp,
-                                        stdin=subprocess.DEVNULL, start_new_session=True,
-                                        **kwargs)
+                                        start_new_session=True, **kwargs)
         return self.process
 
     def kill(self):
