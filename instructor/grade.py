@@ -605,7 +605,8 @@ def run_submission(workdir: Path, names: list, context: Context,
             if session.import_error is not None:
                 notes.append(f"importing convlib failed:\n\n{session.import_error}")
             elif session.stopped == "wall":
-                notes.append("importing convlib took longer than the time limit")
+                notes.append(f"importing convlib took longer than {limits.wall_seconds:g} s of "
+                             "wall-clock time (sleeping or waiting?)")
             else:
                 notes.append(f"importing convlib failed: {_death(session.returncode)}"
                              + (f"\n\n{log}" if log else ""))

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 POINTS, _, _ = grade.load_hidden()
 ALL = set(POINTS)
 LIMITS = dict(seconds_per_exercise=2, memory_bytes=1 << 30, file_bytes=1 << 20,
-              disk_bytes=16 << 20, processes=32, wall_factor=2)
+              disk_bytes=16 << 20, processes=32, wall_factor=5)
 
 # CI (as root, bubblewrap installed by .ci/run) must run these: never skipped there
 pytestmark = pytest.mark.skipif(
