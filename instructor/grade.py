@@ -316,7 +316,7 @@ def read_package(submission: Path, notes: list) -> dict:
             if any((submission / parent).is_symlink() for parent in relative.parents[:-1]):
                 continue                 # inside a linked folder: not followed
             if path.is_symlink():
-                if path.name == "convlib" or is_archive(path):
+                if path.is_dir() or path.name == "convlib" or is_archive(path):
                     notes.append(f"{relative} is a symbolic link: links are not followed")
                 continue
             if path.name == "convlib" and path.is_dir() and (path / "__init__.py").is_file():
