@@ -107,6 +107,8 @@ def build(out: Path = ROOT / "dist" / "student") -> Path:
         shutil.copyfile(ROOT / "tests" / name, out / "tests" / name)
     for name in TOP_FILES:
         shutil.copyfile(ROOT / name, out / name)
+    (out / "benchmarks").mkdir()                 # `make bench`, which notebook 10 mentions
+    shutil.copyfile(ROOT / "benchmarks" / "bench.py", out / "benchmarks" / "bench.py")
     for template in TEMPLATE.iterdir():
         shutil.copyfile(template, out / template.name)
 
@@ -144,7 +146,7 @@ def leaks(release: Path) -> list[str]:
     problems = []
     forbidden_paths = ["instructor", "tests/hidden", "notebooks/src", "tests/test_check.py",
                        "tests/torch_oracle.py", "tests/test_torch_live.py",
-                       "tests/golden/make_golden.py", "benchmarks", ".ci"]
+                       "tests/golden/make_golden.py", "benchmarks/grading.py", ".ci"]
     for rel in forbidden_paths:
         if (release / rel).exists():
             problems.append(f"{rel} is instructor material")

@@ -8,7 +8,8 @@
 #
 # **Learning goals.** After this notebook you can
 #
-# 1. time NumPy code fairly (repeats, medians, warm-up) and read a speedup table;
+# 1. time NumPy code fairly (a warm-up, then the best of several runs) and read a speedup
+#    table;
 # 2. estimate the memory of im2col ($K_H K_W$ copies of the input) and measure it;
 # 3. explain the **GEMM floor** — the time of the one matrix product every method must
 #    at least do — and why a method can only approach it;
@@ -120,12 +121,21 @@ for name, rows in results.items():
     for method, (fwd, bwd) in rows.items():
         speedup = f"{(loops[0] + loops[1]) / (fwd + bwd):>15.0f}x" if loops and name.startswith("seed") else ""
         print(f"{method:>10} {fwd * 1e3:>8.1f}ms {bwd * 1e3:>8.1f}ms {speedup:>18}")
+    totals = [fwd + bwd for fwd, bwd in rows.values()]
+    if len(totals) > 1:
+        print(f"{'':>10} slowest / fastest vectorized method: {max(totals) / min(totals):.1f}x")
+    if loops and name.startswith("seed") and totals:
+        print(f"{'':>10} every vectorized method is between {(loops[0] + loops[1]) / max(totals):.0f}x"
+              f" and {(loops[0] + loops[1]) / min(totals):.0f}x faster than the loops")
 
 # %% [markdown]
-# Read the table as orders of magnitude: every vectorized method is **hundreds of times**
-# faster than the loops. The differences between them are factors of 1–5, and they depend
-# on the layer: `strided`'s tensordot backward copies a lot, im2col shines when the column
-# matrix is small, the tap loop when there are many channels.
+# Read the last lines of each table: the range of speedups over the loops, and the ratio
+# between the slowest and the fastest vectorized method, both measured just now. The gap
+# to the loops is far larger than the gaps among the vectorized methods — compare the two
+# printed ratios. Which vectorized method wins depends on the layer: `strided`'s tensordot
+# backward copies a lot, im2col does well when the column matrix is small, the tap loop
+# when there are many channels. A busy machine changes every number here; timing again
+# (or `make bench`, which interleaves the methods) tells you how much.
 #
 # ## Memory: im2col's blow-up
 #
@@ -133,13 +143,23 @@ for name, rows in results.items():
 #
 # $$N\, H_\text{out} W_\text{out} \times K_H K_W C_\text{in}$$
 #
-# elements — for a 5×5 kernel, 25 times the input:
+# elements.
+#
+# **Predict before you run.** For each of the two layers, how many times the input is the
+# im2col matrix?
 
 # %%
 for name, (x, w, dy, pad, g) in data.items():
     cols_bytes = g.batch * g.out_hw[0] * g.out_hw[1] * np.prod(g.kernel_hw) * g.in_channels * x.itemsize
     print(f"{name}: input {x.nbytes / 2**20:.1f} MiB, im2col matrix {cols_bytes / 2**20:.1f} MiB "
           f"({cols_bytes / x.nbytes:.0f}x)")
+
+# %% [markdown]
+# <details><summary><b>Answer</b> (open after running)</summary>
+#
+# $K_H K_W$ times: 25 for the 5×5 kernel and 9 for the 3×3 one. At stride 1 with 'same'
+# padding there is one window per pixel, and each window copies $K_H K_W$ pixels.
+# </details>
 
 # %% [markdown]
 # `tracemalloc` measures the peak of what NumPy actually allocates during a forward and a
@@ -219,10 +239,11 @@ print(f"one product, K = {k}: {floor * 1e3:.1f} ms;  {taps_count} products, K = 
 # `x_pad[:, r::s, t::s]`; each tap reads one phase at a shift, and it is stride 1 again.
 # The backward pass runs the same products the other way round.
 #
-# The result: no $K_H K_W$-sized copy, temporaries no larger than the input plus the output,
-# and speed close to the floor when the channels are many. `make bench` measures all this
-# properly — interleaved repeats, float32 and float64, PyTorch for comparison — and the
-# README shows one run.
+# The result: no $K_H K_W$-sized copy — compare the `taps` line of the memory table with
+# im2col's. Its time relative to the floor is in the table above; one cell cannot time
+# fairly on a busy machine, so `make bench` measures it properly — interleaved repeats
+# (every round times every method once, so noise hits all alike), medians, float32 and
+# float64, PyTorch for comparison.
 #
 # ## Optional: PyTorch
 #
@@ -258,10 +279,52 @@ for name, module in {**{k: m for k, m in convlib.implementations.items() if k !=
         continue
     ax.loglog(np.array(batches) * m / 8 * k * n, ts, "o-", label=name)
 ax.set(xlabel="multiply-adds", ylabel="forward time (s)", title="3x3, 64 -> 64 on 32x32")
-ax.legend(fontsize=8)
+if ax.lines:                 # nothing to label until an implementation exists
+    ax.legend(fontsize=8)
+else:
+    ax.text(0.5, 0.5, "no implementation yet", ha="center", transform=ax.transAxes)
 plt.show()
 
 # %% [markdown]
+# ## A worked example: the tap loop at stride 1
+#
+# Before the exercise, the idea in its simplest form: stride 1, no dilation, forward pass
+# only. Flatten the padded input to a `(N·Hp·Wp, C_in)` matrix; output pixel $(n, i, j)$ is
+# computed on row $r = (n H_p + i) W_p + j$ of the padded grid, and tap $(a, b)$ reads row
+# $r + a W_p + b$. One slice per tap, one product per tap:
+
+# %%
+def taps_stride1(x, w, pad):
+    """x (N, H, W, C_in), w (KH, KW, C_in, C_out) -> y (N, H_out, W_out, C_out), stride 1"""
+    kh, kw, c_in, c_out = w.shape
+    x_pad = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    n, hp, wp, _ = x_pad.shape
+    pixels = x_pad.reshape(-1, c_in)                    # one row per padded pixel: a view
+    grid = np.zeros((n * hp * wp, c_out))               # the output, on the padded grid
+    for a in range(kh):
+        for b in range(kw):
+            shift = a * wp + b
+            grid[:len(pixels) - shift] += pixels[shift:] @ w[a, b]
+    # rows near the right and bottom edges read across into the next row or image: crop them
+    return grid.reshape(n, hp, wp, c_out)[:, :hp - kh + 1, :wp - kw + 1]
+
+
+x_s, w_s = rng.standard_normal((2, 6, 7, 3)), rng.standard_normal((3, 3, 3, 4))
+x_pad_s = np.pad(x_s, ((0, 0), (1, 1), (1, 1), (0, 0)))
+reference = np.einsum("nhwabc,abco->nhwo", np.lib.stride_tricks.sliding_window_view(
+    x_pad_s, (3, 3), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3), w_s)
+print("taps_stride1 matches the window-view einsum:", np.allclose(taps_stride1(x_s, w_s, pad=1), reference))
+tap_shift = 1 * x_pad_s.shape[2] + 2                   # tap (a, b) = (1, 2)
+print("a tap's operand is a view of the padded input, no copy:",
+      np.shares_memory(x_pad_s.reshape(-1, 3)[tap_shift:], x_pad_s))
+
+# %% [markdown]
+# At stride $s > 1$ the rows a tap reads are no longer a contiguous block: output pixel
+# $(i, j)$ reads $x^\text{pad}$ at row $i s + a$. Splitting the padded input once into its
+# $s \times s$ phases `x_pad[:, r::s, t::s]` makes every tap a contiguous block again — of one
+# phase. That is what `convlib/taps.py` does, with the bookkeeping (which phase, which
+# shift) given to you as `_phase_grid`.
+#
 # ## Exercise: the tap loop
 #
 # Open `convlib/taps.py`. The helpers `_phase_grid` (which phase and row shift each tap
@@ -273,12 +336,22 @@ plt.show()
 # * `conv2d_backward`: per tap, `dw[a, b] = operand.T @ dy_rows` and
 #   `d_phases[ra, rb, shift:shift + rows] += dy_rows @ w[a, b].T`; then `_from_phases` and
 #   crop.
+#
+# The tests (`make test`, `tests/test_taps.py`) also require, for `y`, `dx`, `dw` and `db`:
+#
+# * the **dtype** of `x` (float32 stays float32);
+# * **C-contiguous** results that **own their memory**: a cropped slice of the output grid
+#   is a view into a larger temporary — return `np.ascontiguousarray(...)` of it (adding
+#   the bias also makes a fresh array) — and no result may share memory with `x` or `w`;
+# * memory: besides its results, a peak under twice the (padded) input plus the output —
+#   no temporary $K_H K_W$ times the input, the point of the tap loop.
 
 # %%
 check.taps()
 
 # %% [markdown]
-# **Summary.** Vectorizing buys two to three orders of magnitude over the loops. Among the
+# **Summary.** Vectorizing buys the speedup over the loops that the first table measured —
+# a far larger factor than the one separating the vectorized methods. Among the
 # vectorized methods, what separates them is memory traffic — copies (im2col), extra
 # accumulation passes (taps) — and how well the matrix products suit BLAS (one fat product
 # beats many thin ones). The GEMM floor tells you how much is left to gain.
