@@ -11,10 +11,12 @@ release's (solutions stripped, as every student has it), needed only for the sha
 verdict (:mod:`convlib.check`) and the trusted call table (:mod:`convlib.exercises`).
 
 ``run`` grades the one submission Gradescope puts in ``ROOT/submission`` with
-:func:`instructor.grade.grade_one` — the same runner, limits, result validation, verdict and
-feedback text as ``make grade`` — and writes ``ROOT/results/results.json``. The student's
-code runs in the grader's child process as an unprivileged user (created by ``setup.sh``);
-the expected answers (``hidden.npz``, mode 600) and the results folder are root's.
+:func:`instructor.grade.grade_one` — the same sandbox (:mod:`instructor.sandbox`), limits,
+result validation, verdict and feedback text as ``make grade`` — and writes
+``ROOT/results/results.json``. The student's code runs under a uid of its own: in a
+bubblewrap jail where the container allows one, else (Gradescope's Docker containers
+usually) as that uid only; the expected answers (``hidden.npz``, mode 600) and the results
+folder are root's either way.
 
 The root is ``/autograder`` on Gradescope; tests point it elsewhere with ``--root`` or
 ``CONVLIB_GRADESCOPE_ROOT``.
@@ -28,9 +30,7 @@ import functools
 import importlib
 import json
 import os
-import pwd
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -38,20 +38,17 @@ import tempfile
 import time
 import types
 import zipfile
-from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 
 from convlib import check, exercises
-from instructor import grade
+from instructor import grade, sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 GRADESCOPE_ROOT = Path("/autograder")
 HIDDEN_NPZ = "hidden.npz"                # in the bundle's root, next to setup.sh
 VENV = "/opt/convlib-venv"               # where setup.sh installs Python and NumPy
-GRADING_USER = "convlib-student"         # the unprivileged account setup.sh creates
 # The convlib modules the grader imports (check and its imports), in their release form.
 BUNDLE_CONVLIB = ["__init__", "check", "dispatch", "exercises", "gradcheck", "im2col",
                   "loops", "shapes", "strided", "taps"]
@@ -60,7 +57,7 @@ MAX_DEPTH = 4                            # folders between the submission root a
 MAX_ZIP_ENTRIES = 5000
 MAX_ZIP_BYTES = 100_000_000              # unpacked, all entries of one zip together
 MAX_FILES_LISTED = 20_000
-MAX_PROCESSES = 64                       # RLIMIT_NPROC of the grading user
+MAX_PACKAGE_BYTES = 5_000_000            # convlib/*.py together, as make grade allows
 
 
 # -- the hidden tests, precomputed --------------------------------------------------------
@@ -263,14 +260,14 @@ def _is_link(member: zipfile.ZipInfo) -> bool:
 
 
 def _copy_modules(modules, target: Path):
-    """(name, read) pairs -> target/convlib/name, at most grade.MAX_ZIP_BYTES in all."""
+    """(name, read) pairs -> target/convlib/name, at most MAX_PACKAGE_BYTES in all."""
     package = target / "convlib"
     package.mkdir(parents=True)
     total = 0
     for name, read in modules:
         data = read()
         total += len(data)
-        if total > grade.MAX_ZIP_BYTES:
+        if total > MAX_PACKAGE_BYTES:
             raise grade.SubmissionError("convlib/*.py exceed 5 MB")
         (package / name).write_bytes(data)
 
@@ -304,13 +301,12 @@ def _rules(intro: str) -> str:
                      if line.strip() and not line.startswith(("# ", "**Score", "|")))
 
 
-def named_causes(lines: list) -> list[str]:
-    """The classic bugs and failure hints the verdict named in an exercise's lines: what a
-    student may see before the due date (no case name, shape or value)."""
-    text = "\n".join(lines)
-    found = [f"likely bug: {message}" for message in check.BUG_MESSAGES.values() if message in text]
-    found += [line for line in lines if line.startswith("hint: ")]
-    return found
+def _causes(hidden_result, public_result) -> list[str]:
+    """The likely bugs and hints the verdict named on the hidden and the public cases."""
+    causes = grade.named_bugs(hidden_result)
+    if public_result is not None:
+        causes += [c for c in grade.named_bugs(public_result) if c not in causes]
+    return causes
 
 
 def results_json(g: grade.Grade, hidden: grade.HiddenTests, feedback_md: str,
@@ -320,7 +316,8 @@ def results_json(g: grade.Grade, hidden: grade.HiddenTests, feedback_md: str,
     One test per exercise (score, max_score, status, and the exercise's section of
     feedback/<student>.md as its output) shown after the due date: its lines name the hidden
     cases. One test shown at once, without points: the likely bugs and failure hints the
-    hidden tests recognised, and whether convlib could be imported at all.
+    verdict named (on the hidden or the public cases), and whether convlib could be
+    imported at all.
     """
     sections = feedback_sections(feedback_md)
     tests = []
@@ -335,7 +332,7 @@ def results_json(g: grade.Grade, hidden: grade.HiddenTests, feedback_md: str,
             "output_format": "md", "visibility": "after_due_date",
             "extra_data": {"exercise": name}})
     found = [f"- **{name}**: {cause}" for name, r in g.results.items()
-             for cause in named_causes(r.lines)]
+             for cause in _causes(r, g.public.get(name))]
     notes = sections.get("Notes", "")
     visible = []
     if notes:
@@ -365,77 +362,6 @@ def results_json(g: grade.Grade, hidden: grade.HiddenTests, feedback_md: str,
     }
 
 
-# -- running the student's code unprivileged ----------------------------------------------
-
-def _grading_ids(user: str | None) -> tuple[int, int] | None:
-    """(uid, gid) to run the student's code as; None to stay as we are."""
-    if user in (None, "", "none") or os.geteuid() != 0:
-        return None
-    if user.isdigit():
-        return int(user), int(user)
-    entry = pwd.getpwnam(user)
-    return entry.pw_uid, entry.pw_gid
-
-
-@contextmanager
-def _as_user(ids: tuple[int, int] | None, launcher_dir: Path):
-    """While active, the grader starts its child process as uid:gid (setpriv), with at most
-    MAX_PROCESSES processes: a launcher replaces the Python it starts. The launcher first
-    lets that user into the workdir (the grader creates it root-only) and gives it the
-    output folder and progress file, nothing else (symbolic links are not followed); its
-    copy of the submission stays root's and readable. It also makes the child the first
-    choice of the kernel's out-of-memory killer, should the container's memory run out."""
-    if ids is None:
-        yield
-        return
-    uid, gid = ids
-    launcher = launcher_dir / "python-as-student"
-    launcher.write_text(
-        "#!/bin/sh\n"
-        "# started by instructor.grade in the submission's workdir\n"
-        f"chmod 0711 . && chown -h {uid}:{gid} out out/progress || exit 97\n"
-        "echo 1000 > /proc/self/oom_score_adj 2>/dev/null || true\n"
-        f"exec prlimit --nproc={MAX_PROCESSES} -- setpriv --reuid={uid} --regid={gid} "
-        f"--clear-groups --no-new-privs -- {sys.executable} \"$@\"\n")
-    launcher.chmod(0o755)
-    try:
-        with mock.patch.object(grade.sys, "executable", str(launcher)):
-            yield
-    finally:
-        kill_user_processes(uid)
-
-
-def live_processes(uid: int) -> list[int]:
-    """The processes of uid that still run (zombies, already dead, are left to their reaper)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:                    # gone meanwhile
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if str(uid) in fields.get("Uid", "").split()[:2] and \
-                not fields.get("State", "").strip().startswith("Z"):
-            pids.append(int(entry.name))
-    return pids
-
-
-def kill_user_processes(uid: int, seconds: float = 5):
-    """SIGKILL every process of uid (the grading user's daemons), until none runs."""
-    if uid == 0 or uid == os.getuid():
-        raise ValueError("refusing to kill the grader's own user's processes")
-    deadline = time.monotonic() + seconds
-    while (pids := live_processes(uid)) and time.monotonic() < deadline:
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.01)
-
-
 # -- one Gradescope run ------------------------------------------------------------------
 
 def _student_name(root: Path) -> str:
@@ -446,19 +372,25 @@ def _student_name(root: Path) -> str:
         return "submission"
 
 
+def isolation_for(kind: str) -> sandbox.Isolation:
+    """'auto': the strongest this container allows (sandbox.detect); or a kind, forced."""
+    detected = sandbox.detect()
+    if kind == "auto" or kind == detected.kind:
+        return detected
+    return sandbox.Isolation(kind, f"{kind} asked for (the strongest here: {detected.kind})")
+
+
 def run(root: Path = GRADESCOPE_ROOT, hidden_path: Path | None = None,
-        limits: grade.Limits | None = None, user: str | None = GRADING_USER) -> dict:
+        limits: grade.Limits | None = None, isolation: str = "auto") -> dict:
     """Grade root/submission, write root/results/results.json. -> the results."""
     start = time.monotonic()
     hidden_path = hidden_path or root / "source" / HIDDEN_NPZ
     if os.geteuid() == 0:
-        os.chmod(hidden_path, 0o600)           # the student's code runs as another user
+        os.chmod(hidden_path, 0o600)         # no sandbox uid may read the answers
     hidden = StoredHiddenTests(hidden_path)
-    try:
-        ids = _grading_ids(user)
-    except KeyError:
-        print(f"no user {user!r}: the student's code runs as root (setup.sh creates it)")
-        ids = None
+    jail = isolation_for(isolation)
+    if not jail.safe:    # Gradescope's container is thrown away and holds no solution
+        print(f"sandbox: {jail.kind} ({jail.reason})")
     results_dir = root / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gradescope-") as tmp:
@@ -471,13 +403,13 @@ def run(root: Path = GRADESCOPE_ROOT, hidden_path: Path | None = None,
         except grade.SubmissionError as e:
             shutil.rmtree(staged / "convlib", ignore_errors=True)
             notes = [str(e)]
-        inputs = tmp / "inputs.npz"
-        hidden.write_inputs(inputs)
-        inputs.chmod(0o644)
         found = (staged / "convlib").exists()
-        with _as_user(ids, tmp):
-            g = grade.grade_one(staged, hidden, inputs, limits or grade.Limits())
-    g.student = _student_name(root)
+        context = grade.Context(jail, grade.prepare_trusted(tmp / "trusted", hidden),
+                                limits or grade.Limits(), uids=sandbox.free_uids(1),
+                                hide=(root.resolve(),))
+        g = grade.grade_one(grade.Submission(_student_name(root), staged), hidden, context)
+        for path in (tmp / "trusted", *(tmp / "trusted").iterdir()):
+            path.chmod(0o755)                # read-only as prepared: let the cleanup remove it
     if not found:                 # say what was looked at, not only that nothing was found
         g.notes = [*notes, *g.notes]
     feedback = grade.feedback_markdown(g, hidden)
@@ -486,8 +418,7 @@ def run(root: Path = GRADESCOPE_ROOT, hidden_path: Path | None = None,
     partial.write_text(json.dumps(results, indent=1, ensure_ascii=False))
     os.replace(partial, results_dir / "results.json")
     print(feedback)
-    print(f"score {g.score}/{hidden.max_score} in {g.seconds:.1f} s; "
-          f"student code ran as {'uid %d' % ids[0] if ids else 'this user'}")
+    print(f"score {g.score}/{hidden.max_score} in {g.seconds:.1f} s, in a {jail.kind} sandbox")
     return results
 
 
@@ -496,17 +427,18 @@ def run(root: Path = GRADESCOPE_ROOT, hidden_path: Path | None = None,
 SETUP_SH = """\
 #!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder image (Ubuntu 22.04 or
-# newer). It installs Python and NumPy, creates the unprivileged user the students' code
-# runs as, and makes the grader's files read-only and the expected answers root-only.
+# newer). It installs Python, NumPy and bubblewrap, and makes the grader's files read-only
+# and the expected answers root-only (the students' code runs under a uid of its own).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends python3 python3-venv util-linux
+# the sandbox of make grade, used when the container allows it (else a uid of its own only)
+apt-get install -y -q --no-install-recommends bubblewrap || true
 python3 -c 'import sys; assert sys.version_info >= (3, 10), "the grader needs Python >= 3.10: choose an Ubuntu 22.04 or newer base image"'
 python3 -m venv {venv}
 {venv}/bin/python -m pip install -q --upgrade pip
 {venv}/bin/python -m pip install -q {numpy}
-id -u {user} >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin {user}
 chown -R root:root /autograder/source
 chmod -R go-w /autograder/source
 chmod 600 /autograder/source/{hidden}
@@ -581,13 +513,14 @@ def build(out: Path = ROOT / "dist" / "gradescope") -> Path:
     for module in BUNDLE_CONVLIB:
         source = ROOT / "convlib" / f"{module}.py"
         (course / "convlib" / source.name).write_text(release.release_module(source))
+    shutil.copyfile(check.DATA, course / "convlib" / check.DATA.name)   # public, as released
     modules = (_instructor_modules("grade") | _instructor_modules("gradescope")
                | {"__init__", "grading_runner", "gradescope"}) - {"make_check_data", "release"}
     for module in sorted(modules):
         shutil.copyfile(ROOT / "instructor" / f"{module}.py", course / "instructor" / f"{module}.py")
     (course / "instructor" / "make_check_data.py").write_text(PLACEHOLDER)
     save_hidden(grade.HiddenTests(), tree / HIDDEN_NPZ)
-    values = dict(venv=VENV, user=GRADING_USER, hidden=HIDDEN_NPZ, numpy=_numpy_requirement())
+    values = dict(venv=VENV, hidden=HIDDEN_NPZ, numpy=_numpy_requirement())
     (tree / "setup.sh").write_text(SETUP_SH.format(**values))
     (tree / "run_autograder").write_text(RUN_AUTOGRADER.format(**values))
     for script in ("setup.sh", "run_autograder"):
@@ -629,7 +562,7 @@ def leaks(archive: Path) -> list[str]:
         for name in names:
             if Path(name).name in hidden_sources:
                 problems.append(f"{name}: a hidden test's source")
-            if name.endswith(".npz") and name != HIDDEN_NPZ:
+            if name.endswith(".npz") and name not in (HIDDEN_NPZ, f"course/convlib/{check.DATA.name}"):
                 problems.append(f"{name}: an unexpected data file")
             if Path(name).suffix not in (".py", ".sh", ".md", ".txt", ""):
                 continue
@@ -651,8 +584,8 @@ def main(argv=None):
     r.add_argument("--root", type=Path,
                    default=Path(os.environ.get("CONVLIB_GRADESCOPE_ROOT", GRADESCOPE_ROOT)))
     r.add_argument("--hidden", type=Path, default=None, help="default: ROOT/source/hidden.npz")
-    r.add_argument("--user", default=GRADING_USER,
-                   help="user (or uid) the student's code runs as when we are root; 'none': as is")
+    r.add_argument("--isolation", choices=["auto", "bwrap", "uid", "none"], default="auto",
+                   help="the sandbox (default: the strongest the container allows)")
     r.add_argument("--timeout", type=float, default=grade.Limits.seconds_per_exercise,
                    help="seconds per exercise")
     r.add_argument("--memory-mb", type=int, default=grade.Limits.memory_bytes >> 20)
@@ -663,7 +596,7 @@ def main(argv=None):
               "Upload it as the assignment's autograder (README: Grading a large class).")
     else:
         limits = grade.Limits(args.timeout, args.memory_mb << 20)
-        run(args.root, args.hidden, limits, args.user)
+        run(args.root, args.hidden, limits, args.isolation)
 
 
 if __name__ == "__main__":
