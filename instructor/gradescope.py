@@ -89,7 +89,8 @@ def _encode(value, arrays: dict):
         return {"__dict__": [[_encode(k, arrays), _encode(v, arrays)] for k, v in value.items()]}
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
-    if type(value).__module__.startswith(("convlib.", "instructor.")) and hasattr(value, "__dict__"):
+    ours = type(value).__module__.startswith(("convlib.", "instructor."))
+    if ours and hasattr(value, "__dict__"):
         return {"__object__": f"{type(value).__module__}:{type(value).__qualname__}",
                 "state": _encode(vars(value), arrays)}     # e.g. other hidden-test sets
     raise TypeError(f"cannot store a {type(value).__name__} of the hidden tests")
@@ -435,7 +436,8 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends python3 python3-venv util-linux
 # the sandbox of make grade, used when the container allows it (else a uid of its own only)
 apt-get install -y -q --no-install-recommends bubblewrap || true
-python3 -c 'import sys; assert sys.version_info >= (3, 10), "the grader needs Python >= 3.10: choose an Ubuntu 22.04 or newer base image"'
+python3 -c 'import sys; assert sys.version_info >= (3, 10), "the grader needs Python >= 3.10"' \\
+  || {{ echo "choose an Ubuntu 22.04 or newer base image"; exit 1; }}
 python3 -m venv {venv}
 {venv}/bin/python -m pip install -q --upgrade pip
 {venv}/bin/python -m pip install -q {numpy}
@@ -480,7 +482,7 @@ def _instructor_modules(start: str = "grade") -> set[str]:
     return seen
 
 
-PLACEHOLDER = '''"""Not in the Gradescope bundle: computing the expected outputs needs the full solution.
+PLACEHOLDER = '''"""Not in the Gradescope bundle: the expected outputs need the full solution.
 
 The bundle's hidden tests are precomputed in hidden.npz (instructor/gradescope.py, build).
 """
@@ -517,7 +519,8 @@ def build(out: Path = ROOT / "dist" / "gradescope") -> Path:
     modules = (_instructor_modules("grade") | _instructor_modules("gradescope")
                | {"__init__", "grading_runner", "gradescope"}) - {"make_check_data", "release"}
     for module in sorted(modules):
-        shutil.copyfile(ROOT / "instructor" / f"{module}.py", course / "instructor" / f"{module}.py")
+        shutil.copyfile(ROOT / "instructor" / f"{module}.py",
+                        course / "instructor" / f"{module}.py")
     (course / "instructor" / "make_check_data.py").write_text(PLACEHOLDER)
     save_hidden(grade.HiddenTests(), tree / HIDDEN_NPZ)
     values = dict(venv=VENV, hidden=HIDDEN_NPZ, numpy=_numpy_requirement())
@@ -562,7 +565,8 @@ def leaks(archive: Path) -> list[str]:
         for name in names:
             if Path(name).name in hidden_sources:
                 problems.append(f"{name}: a hidden test's source")
-            if name.endswith(".npz") and name not in (HIDDEN_NPZ, f"course/convlib/{check.DATA.name}"):
+            public_data = f"course/convlib/{check.DATA.name}"
+            if name.endswith(".npz") and name not in (HIDDEN_NPZ, public_data):
                 problems.append(f"{name}: an unexpected data file")
             if Path(name).suffix not in (".py", ".sh", ".md", ".txt", ""):
                 continue

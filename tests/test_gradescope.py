@@ -19,14 +19,16 @@ from instructor import grade, gradescope, release, sandbox
 from instructor.sample_submissions import BUGS, patch, solution, stubs
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = json.loads((Path(__file__).parent / "fixtures" / "gradescope_results.schema.json").read_text())
+SCHEMA = json.loads(
+    (Path(__file__).parent / "fixtures" / "gradescope_results.schema.json").read_text())
 LIMITS = grade.Limits(seconds_per_exercise=4, memory_bytes=1 << 30, file_bytes=1 << 20)
 UNSAFE = os.geteuid() != 0      # no sandbox without root: make grade must be told so
 
 
 def hang(folder: Path) -> Path:
     """loops.conv2d_backward() loops forever."""
-    return patch(folder, "loops", "    dx_pad = np.zeros_like(x_pad)\n", "    while True:\n        pass\n")
+    return patch(folder, "loops", "    dx_pad = np.zeros_like(x_pad)\n",
+                 "    while True:\n        pass\n")
 
 
 def as_nested_zip(folder: Path, zip_path: Path) -> Path:
@@ -269,10 +271,12 @@ def test_the_package_is_found_wherever_gradescope_puts_it(layout, tmp_path):
     assert note in " ".join(notes)
     if found:
         expected = {p.name: p.read_bytes() for p in (ROOT / "convlib").glob("*.py")}
-        assert {p.name: p.read_bytes() for p in (tmp_path / "staged" / "convlib").iterdir()} == expected
+        staged = tmp_path / "staged" / "convlib"
+        assert {p.name: p.read_bytes() for p in staged.iterdir()} == expected
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="a sandbox needs root (CI and Gradescope run as root)")
+@pytest.mark.skipif(os.geteuid() != 0,
+                    reason="a sandbox needs root (CI and Gradescope run as root)")
 @pytest.mark.parametrize("isolation", ["uid", "bwrap"])
 def test_student_code_cannot_reach_the_answers_and_leaves_nothing_running(source, world,
                                                                           isolation):
@@ -285,7 +289,8 @@ def test_student_code_cannot_reach_the_answers_and_leaves_nothing_running(source
     patch(root / "submission", "loops", "    x_pad = pad(x, g)\n    y = np.zeros",
           "    import os, subprocess\n"
           "    tried = []\n"
-          f"    for path, mode in (({str(source / 'hidden.npz')!r}, 'rb'), ({str(results)!r}, 'w')):\n"
+          f"    for path, mode in (({str(source / 'hidden.npz')!r}, 'rb'),\n"
+          f"                       ({str(results)!r}, 'w')):\n"
           "        try:\n            open(path, mode); tried.append('done')\n"
           "        except OSError as e:\n            tried.append(type(e).__name__)\n"
           "    subprocess.Popen(['setsid', 'sleep', '300'], start_new_session=True)\n"
@@ -294,7 +299,8 @@ def test_student_code_cannot_reach_the_answers_and_leaves_nothing_running(source
           "    x_pad = pad(x, g)\n    y = np.zeros")
     results_json = run_autograder(source, root, isolation)
     loops = exercise_tests(results_json)[0]
-    found = re.search(r"uid=(\d+) read hidden.npz: (\w+), write results.json: (\w+)", loops["output"])
+    found = re.search(r"uid=(\d+) read hidden.npz: (\w+), write results.json: (\w+)",
+                      loops["output"])
     assert found, loops["output"]
     uid, read, write = int(found[1]), found[2], found[3]
     assert uid >= sandbox.UID_BASE and read != "done" and write != "done", found[0]
