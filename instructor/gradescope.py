@@ -14,8 +14,8 @@ verdict (:mod:`convlib.check`) and the trusted call table (:mod:`convlib.exercis
 :func:`instructor.grade.grade_one` — the same sandbox (:mod:`instructor.sandbox`), limits,
 result validation, verdict and feedback text as ``make grade`` — and writes
 ``ROOT/results/results.json``. The student's code runs under a uid of its own: in a
-bubblewrap jail where the container allows one, else (Gradescope's Docker containers
-usually) as that uid only; the expected answers (``hidden.npz``, mode 600) and the results
+bubblewrap jail where the container allows one, else (a Docker container without extra
+privileges) as that uid only; the expected answers (``hidden.npz``, mode 600) and the results
 folder are root's either way.
 
 The root is ``/autograder`` on Gradescope; tests point it elsewhere with ``--root`` or
@@ -317,8 +317,8 @@ def results_json(g: grade.Grade, hidden: grade.HiddenTests, feedback_md: str,
     One test per exercise (score, max_score, status, and the exercise's section of
     feedback/<student>.md as its output) shown after the due date: its lines name the hidden
     cases. One test shown at once, without points: the likely bugs and failure hints the
-    verdict named (on the hidden or the public cases), and whether convlib could be
-    imported at all.
+    verdict named (on the hidden or the public cases) and the notes (e.g. why convlib did
+    not import). Gradescope hides the total score while tests are hidden.
     """
     sections = feedback_sections(feedback_md)
     tests = []
@@ -337,9 +337,10 @@ def results_json(g: grade.Grade, hidden: grade.HiddenTests, feedback_md: str,
     notes = sections.get("Notes", "")
     visible = []
     if notes:
-        visible.append("Your convlib could not be graded:\n\n" + notes)
+        visible.append("Notes on your submission:\n\n" + notes)
     if found:
-        visible.append("The hidden tests recognised these mistakes:\n\n" + "\n".join(found))
+        visible.append("The grader recognised these mistakes (on the hidden cases or the public "
+                       "checks):\n\n" + "\n".join(found))
     if not visible:
         visible.append("No classic mistake recognised. Scores and the hidden cases are shown "
                        "after the due date; run the checks in the notebooks meanwhile.")
@@ -354,8 +355,8 @@ def results_json(g: grade.Grade, hidden: grade.HiddenTests, feedback_md: str,
         "execution_time": max(1, round(seconds)),
         "output": (f"convlib: {len(g.results)} exercises, {hidden.max_score} points, graded on "
                    f"{len(hidden.cases)} hidden cases each. {_rules(sections[''])}\n\n"
-                   "The likely bugs the hidden tests recognised are shown now; the scores "
-                   "and the cases after the due date."),
+                   "The likely bugs the grader recognised are shown now; the scores and the "
+                   "hidden cases after the due date."),
         "output_format": "md",
         "visibility": "after_due_date",
         "stdout_visibility": "hidden",

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from instructor import grade, gradescope, release, sandbox
-from instructor.sample_submissions import BUGS, patch, solution, stubs
+from instructor.sample_submissions import BUGS, append, patch, solution, stubs
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads(
@@ -79,6 +79,7 @@ def run_autograder(source: Path, root: Path, isolation: str = "auto") -> dict:
 
 # name -> how to make the submission folder (what make grade sees, as a folder per student)
 CLASS = {"full": solution, "release": stubs, "hang": lambda f: hang(solution(f)),
+         "syntax_error": lambda f: append(solution(f), "taps", "\ndef broken(:\n"),
          **{bug: (lambda f, bug=bug: BUGS[bug](solution(f))) for bug in BUGS}}
 
 
@@ -172,6 +173,10 @@ def test_named_bugs_are_visible_now_and_hidden_cases_after_the_due_date(graded):
     assert "dZ is not dilated" in [t for t in by_gradescope["not_dilated"]["tests"]
                                    if t["visibility"] == "visible"][0]["output"]
     assert "status" not in by_gradescope["full"]["tests"][0]
+    broken = by_gradescope["syntax_error"]        # why nothing could be graded: shown at once
+    assert broken["score"] == 0 and broken["tests"][0]["status"] == "failed"
+    assert "Notes on your submission" in broken["tests"][0]["output"]
+    assert "SyntaxError" in broken["tests"][0]["output"]
 
 
 def test_the_bundle_holds_no_solution(bundle, tmp_path):
