@@ -57,7 +57,7 @@ QUICK_SHAPES = [
 # scaling: (C_in = C_out, batches at the base size, sizes at the base batch, base size, base batch)
 SWEEP = dict(channels=64, batches=(1, 2, 4, 8), sizes=(8, 16, 32, 64), size=32, batch=4)
 QUICK_SWEEP = dict(channels=4, batches=(1, 2, 3, 4), sizes=(4, 6, 8, 10), size=6, batch=2)
-METHODS = ["strided", "im2col", "taps", "dispatch"]
+METHODS = ["strided", "im2col", "taps", "tiles", "dispatch"]
 
 
 def log(msg):

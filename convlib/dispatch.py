@@ -45,11 +45,12 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from . import im2col, strided, taps
+from . import im2col, strided, taps, tiles
 from .shapes import normalize_pair, prepare, prepare_backward
 
 TAPS_MIN_CHANNELS = 16
-CANDIDATES = {"im2col": im2col, "taps": taps, "strided": strided}  # loops: never competitive
+# loops: never competitive
+CANDIDATES = {"im2col": im2col, "taps": taps, "tiles": tiles, "strided": strided}
 MEASURE_MIN_MACS = 10_000_000   # below this a call takes milliseconds: use the fixed rule
 MEASURE_ROUNDS = 3              # at most this many timed runs per candidate
 MEASURE_BUDGET = 1.0            # seconds; no new round starts once this much has passed
