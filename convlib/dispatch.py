@@ -27,9 +27,11 @@ the first call returns the winner's own result, so it matches the later calls.
 **The fixed rule** (:func:`choose`) handles small calls — timing them would cost more than
 a wrong pick — and everything when measuring is switched off:
 
-* stride 1 — :mod:`convlib.taps` (KH*KW GEMMs on shifted views, no copy of the input);
-  the forward pass with fewer than ``TAPS_MIN_CHANNELS`` input channels goes to
-  :mod:`convlib.im2col`, whose single GEMM has K = KH*KW*C_in instead of C_in.
+* stride 1, fewer than ``TAPS_MIN_CHANNELS`` input channels — :mod:`convlib.tiles`: the
+  GEMMs of taps (K = C_in) and im2col (N = C_out) are too thin there; wide output tiles
+  make one fatter GEMM (with C_out >= 64 a tile is one pixel, i.e. im2col).
+* stride 1 otherwise — :mod:`convlib.taps` (KH*KW GEMMs on shifted views, no copy of the
+  input).
 * stride > 1 — :mod:`convlib.im2col`: its column matrix shrinks with the output, while
   taps first copies the whole input into stride phases.
 
@@ -87,11 +89,11 @@ def get_dispatch() -> str:
 
 def choose(x_shape, *, stride=1, backward=False):
     """The fixed rule: the implementation module for input shape (N, H, W, C_in) and this
-    stride (int or (sh, sw))."""
+    stride (int or (sh, sw)). ``backward`` is accepted for symmetry: the rule is the same."""
     if normalize_pair(stride, "stride") != (1, 1):
         return im2col
-    enough_channels = len(x_shape) == 4 and x_shape[3] >= TAPS_MIN_CHANNELS
-    return taps if backward or enough_channels else im2col
+    thin = len(x_shape) == 4 and x_shape[3] < TAPS_MIN_CHANNELS
+    return tiles if thin else taps
 
 
 # --------------------------------------------------------------------------- the plan cache

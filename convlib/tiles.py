@@ -31,7 +31,8 @@ array([[9., 9., 9., 9., 9.],
        [9., 9., 9., 9., 9.]])
 
 Backward: ``dwide = cols.T @ dy_tiles`` summed along each tile's diagonal gives dw;
-``dcols = dy_tiles @ wide.T`` is scattered back like col2im, one (a, column) slab at a time.
+``dcols = dy_tiles @ wide.T`` is scattered back like col2im, a group of T*sw tile columns
+(a contiguous run of input columns) at a time.
 """
 from __future__ import annotations
 
@@ -109,11 +110,18 @@ def conv2d_backward(dy, x, w, *, stride=1, padding=0, dilation=1):
         dw += dwide[:, p * sw:p * sw + (kw - 1) * dw_ + 1:dw_, :, p, :]
     wide = _wide_kernel(w, g, tile).reshape(-1, tile * c_out)
     dcols = (dy_tiles @ wide.T).reshape(g.batch, ho, blocks, kh, span, g.in_channels)
+    # col2im: tile column c of tile k lands on input column c + k*G (G = T*sw), so G
+    # consecutive tile columns fill a contiguous run of input columns — one add per group
     hp, wp = g.padded_hw
-    dx_pad = np.zeros((g.batch, hp, max(wp, width), g.in_channels), dy.dtype)
-    for a in range(kh):                                    # col2im: one slab per (a, column)
+    group = tile * sw
+    n_groups = -(-span // group)
+    dx_pad = np.zeros((g.batch, hp, (blocks + n_groups) * group, g.in_channels), dy.dtype)
+    for a in range(kh):
         rows = slice(a * dh, a * dh + (ho - 1) * sh + 1, sh)
-        for c in range(span):
-            dx_pad[:, rows, c:c + (blocks - 1) * tile * sw + 1:tile * sw] += dcols[:, :, :, a, c]
+        for start in range(0, span, group):
+            size = min(group, span - start)
+            target = dx_pad[:, rows, start:start + blocks * group].reshape(
+                g.batch, ho, blocks, group, g.in_channels)           # a view: splits one axis
+            target[:, :, :, :size] += dcols[:, :, :, a, start:start + size]
     dx = crop(dx_pad[:, :, :wp], g)
     return np.ascontiguousarray(dx), dw, dy.sum(axis=(0, 1, 2))

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 
 import convlib
-from convlib import dispatch, im2col, taps
+from convlib import dispatch, im2col, taps, tiles
 from convlib.dispatch import PlanCache, choose
 from conftest import conv_cases, tolerance
 
@@ -205,14 +205,14 @@ def test_set_dispatch_rejects_unknown_modes(monkeypatch):
 # --------------------------------------------------------------------------- the fixed rule
 
 def test_fixed_rule():
-    """Stride 1 with enough channels goes to taps; stride > 1 to im2col (see dispatch.py)."""
-    wide, narrow = (1, 8, 8, dispatch.TAPS_MIN_CHANNELS), (1, 8, 8, 3)
-    assert choose(wide, stride=1) is taps
-    assert choose(wide, stride=(1, 1)) is taps
-    assert choose(narrow, stride=1) is im2col
-    assert choose(narrow, stride=1, backward=True) is taps
-    assert choose(wide, stride=(1, 2)) is im2col
-    assert choose(wide, stride=2, backward=True) is im2col
+    """Stride 1: thin inputs go to tiles, wide ones to taps; stride > 1 to im2col."""
+    wide, thin = (1, 8, 8, dispatch.TAPS_MIN_CHANNELS), (1, 8, 8, 3)
+    for backward in (False, True):
+        assert choose(wide, stride=1, backward=backward) is taps
+        assert choose(wide, stride=(1, 1), backward=backward) is taps
+        assert choose(thin, stride=1, backward=backward) is tiles
+        assert choose(wide, stride=(1, 2), backward=backward) is im2col
+        assert choose(thin, stride=2, backward=backward) is im2col
 
 
 @pytest.mark.parametrize("stride", [np.array([1, 1]), (1, 0), "1", 1.0])
