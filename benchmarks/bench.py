@@ -164,7 +164,8 @@ def calls(method, x, w, dy, stride, padding):
         return torch_calls(x, w, dy, stride, padding)
     module = convlib if method == "dispatch" else convlib.implementations[method]
     hyper = dict(stride=stride, padding=padding)
-    return (lambda: module.conv2d(x, w, **hyper)), (lambda: module.conv2d_backward(dy, x, w, **hyper))
+    return ((lambda: module.conv2d(x, w, **hyper)),
+            (lambda: module.conv2d_backward(dy, x, w, **hyper)))
 
 
 def peak_memory(forward, backward):
@@ -185,7 +186,8 @@ def layer_data(x_shape, kernel, c_out, stride, padding, dtype, rng):
 
 
 def gemm_floor(g, dtype, rng):
-    m, k, n = g.batch * g.out_hw[0] * g.out_hw[1], math.prod(g.kernel_hw) * g.in_channels, g.out_channels
+    m, k, n = (g.batch * g.out_hw[0] * g.out_hw[1], math.prod(g.kernel_hw) * g.in_channels,
+               g.out_channels)
     cols, w2d, dy2d = (rng.standard_normal(s).astype(dtype) for s in ((m, k), (k, n), (m, n)))
     return (m, k, n), (lambda: cols @ w2d, lambda: (cols.T @ dy2d, dy2d @ w2d.T))
 
@@ -238,7 +240,8 @@ def report(result, roof):
     for line in result["plan"]:
         print(f"  measured plan, {line}")
     print(f"  {'method':<11}{'fwd ms median [min-max]':>26}{'x floor':>8}{'% roof':>7}"
-          f"{'bwd ms median [min-max]':>26}{'x floor':>8}{'% roof':>7}{'vs loops':>9}{'peak MiB':>9}")
+          f"{'bwd ms median [min-max]':>26}{'x floor':>8}{'% roof':>7}{'vs loops':>9}"
+          f"{'peak MiB':>9}")
     for key, (tf, tb, mem) in result["rows"].items():
         fwd, bwd = statistics.median(tf), statistics.median(tb)
         speedup = (f"{(result['loops'][0] + result['loops'][1]) / (fwd + bwd):>8.0f}x"
@@ -291,7 +294,8 @@ def transposed_im2col_conv2d(x, w, padding):
     """y.T = w2d.T @ cols.T: the same flops with M = C_out and N = the pixels."""
     g = conv_geometry(x.shape, w.shape, padding=padding)
     view = windows(pad(x, g), g.kernel_hw)                     # (N, Ho, Wo, KH, KW, C)
-    cols_t = np.ascontiguousarray(view.transpose(3, 4, 5, 0, 1, 2)).reshape(-1, math.prod(g.output_shape[:3]))
+    pixels = math.prod(g.output_shape[:3])
+    cols_t = np.ascontiguousarray(view.transpose(3, 4, 5, 0, 1, 2)).reshape(-1, pixels)
     y_t = w.reshape(-1, g.out_channels).T @ cols_t              # (C_out, N*Ho*Wo)
     return np.ascontiguousarray(y_t.T).reshape(g.output_shape)
 
@@ -335,8 +339,10 @@ def scaling(sweep, dtype, repeats, rng):
             macs = math.prod(g.output_shape) * 9 * c
             log(f"  scaling: {axis} = {p}")
             for method in methods:
-                series[(axis, method)].append((macs, best_of(calls(method, x, w, dy, 1, 1)[0], repeats)))
-            series[(axis, "GEMM floor")].append((macs, best_of(gemm_floor(g, dtype, rng)[1][0], repeats)))
+                forward = calls(method, x, w, dy, 1, 1)[0]
+                series[(axis, method)].append((macs, best_of(forward, repeats)))
+            floor = gemm_floor(g, dtype, rng)[1][0]
+            series[(axis, "GEMM floor")].append((macs, best_of(floor, repeats)))
     print(f"\n== scaling: 3x3 {c}->{c}, stride 1, pad 1, {np.dtype(dtype).name}, forward, "
           f"best of {repeats}")
     for axis, label in (("batch", f"batch {sweep['batches']} at {sweep['size']}x{sweep['size']}"),
@@ -347,7 +353,8 @@ def scaling(sweep, dtype, repeats, rng):
                 continue
             macs, ts = np.array(pts).T
             slope = np.polyfit(np.log(macs), np.log(ts), 1)[0]
-            print(f"    {method:<11} slope {slope:4.2f}   " + "  ".join(f"{t * 1e3:8.3f}" for t in ts))
+            times = "  ".join(f"{t * 1e3:8.3f}" for t in ts)
+            print(f"    {method:<11} slope {slope:4.2f}   {times}")
     return series
 
 
@@ -362,7 +369,8 @@ def plot(results, roofs, series, path):
     for ax, col, title in zip(axes[0], (0, 1), ("forward", "backward")):
         for meth in (k for k in results[0]["rows"] if k != "GEMM floor"):
             floors = [statistics.median(r["rows"]["GEMM floor"][col]) for r in results]
-            ax.loglog(floors, [statistics.median(r["rows"][meth][col]) for r in results], "o", label=meth)
+            ax.loglog(floors, [statistics.median(r["rows"][meth][col]) for r in results], "o",
+                      label=meth)
         lo = min(statistics.median(r["rows"]["GEMM floor"][col]) for r in results)
         hi = max(max(statistics.median(v[col]) for v in r["rows"].values()) for r in results)
         ax.loglog([lo, hi], [lo, hi], "k-", lw=0.8, label="= GEMM floor")
@@ -372,7 +380,8 @@ def plot(results, roofs, series, path):
     ax = axes[1][0]                                   # the roofline, forward passes
     for dtype, roof in roofs.items():
         ai = np.logspace(-1, 3, 100)
-        ax.loglog(ai, np.minimum(roof["peak"], ai * roof["bandwidth"]) / 1e9, "-", label=f"roof {dtype}")
+        ax.loglog(ai, np.minimum(roof["peak"], ai * roof["bandwidth"]) / 1e9, "-",
+                  label=f"roof {dtype}")
     for r in results:
         flops, nbytes = r["work"]["forward"]
         for meth, (tf, _, _) in r["rows"].items():

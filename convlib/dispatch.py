@@ -3,8 +3,8 @@ machine that runs it.
 
 Every implementation module has the same signatures, so dispatching is choosing a module.
 All are exact (they agree with the loops and PyTorch to rounding); only speed differs, and
-the speed order depends on the CPU, its BLAS and the load: the same layer put im2col ahead
-of taps on one 2-core Xeon and behind it on another. So, like FFTW's planner or cuDNN's
+the speed order depends on the CPU, its BLAS and the load: on seed 002's layer im2col beat
+strided on one 2-core Xeon and lost to it on another. So, like FFTW's planner or cuDNN's
 benchmark mode, convlib *measures* instead of guessing, once per call signature:
 
 >>> import numpy as np, convlib
@@ -22,7 +22,8 @@ signature with at least ``MEASURE_MIN_MACS`` multiply-adds runs each rung of
 ``MEASURE_ROUNDS`` rounds, stopping after the round in which ``MEASURE_BUDGET`` seconds
 have passed; a rung more than ``PRUNE_FACTOR`` times slower than the best so far drops out
 after its first run. The fastest (minimum time) wins and is remembered for the process;
-the first call returns the winner's own result, so it matches the later calls.
+the first call returns the winner's own result, so it matches the later calls. Its cost:
+one run of every candidate, plus at most two more of each close contender.
 
 **The fixed rule** (:func:`choose`) handles small calls — timing them would cost more than
 a wrong pick — and everything when measuring is switched off:
@@ -35,10 +36,11 @@ a wrong pick — and everything when measuring is switched off:
 * stride > 1 — :mod:`convlib.im2col`: its column matrix shrinks with the output, while
   taps first copies the whole input into stride phases.
 
-**Switching.** ``convlib.set_dispatch("fixed")`` or ``"measured"`` (the default), or the
-environment variable ``CONVLIB_DISPATCH`` before the first call. Fixed is reproducible
-bit for bit across runs; measured may pick differently on another machine or under
-another load, which changes results only by rounding.
+**Switching.** ``convlib.set_dispatch("fixed")`` or ``"measured"`` (the default); without
+it, the environment variable ``CONVLIB_DISPATCH`` decides. Fixed picks the same rung every
+run; measured may pick differently on another machine or under another load, which changes
+results only by rounding. :func:`plans` shows what was measured, :func:`clear_plans`
+forgets it.
 """
 from __future__ import annotations
 
@@ -173,7 +175,8 @@ def _signature(direction, g, dtype):
 # --------------------------------------------------------------------------- the entry points
 
 def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1):
-    """x (N, H, W, C_in), w (KH, KW, C_in, C_out), b (C_out,) or None -> y (N, H_out, W_out, C_out)"""
+    """x (N, H, W, C_in), w (KH, KW, C_in, C_out), b (C_out,) or None
+    -> y (N, H_out, W_out, C_out)"""
     x, w, b, g = prepare(x, w, b, stride=stride, padding=padding, dilation=dilation)
     hyper = dict(stride=g.stride, padding=g.pads, dilation=g.dilation)
     if get_dispatch() == "fixed" or _macs(g) < MEASURE_MIN_MACS:
