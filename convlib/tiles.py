@@ -62,11 +62,13 @@ def _tile_columns(x_pad, g: ConvGeometry, tile: int):
     """x_pad (N, Hp, Wp, C_in) -> cols (N*H_out*B, KH*T_in*C_in), zero columns added at
     the right when the last tile reaches past the padded input."""
     span, blocks, width = _layout(g, tile)
+    ### BEGIN SOLUTION
     if width > x_pad.shape[2]:
         x_pad = np.pad(x_pad, ((0, 0), (0, 0), (0, width - x_pad.shape[2]), (0, 0)))
     view = windows(x_pad, (g.kernel_hw[0], span), stride=(g.stride[0], tile * g.stride[1]),
                    dilation=(g.dilation[0], 1))[:, :, :blocks]  # (N, Ho, B, KH, T_in, C)
     return view.reshape(-1, np.prod(view.shape[3:]))            # reshape copies here
+    ### END SOLUTION
 
 
 def _wide_kernel(w, g: ConvGeometry, tile: int):
@@ -83,18 +85,21 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1):
     """x (N, H, W, C_in), w (KH, KW, C_in, C_out), b (C_out,) or None
     -> y (N, H_out, W_out, C_out)"""
     x, w, b, g = prepare(x, w, b, stride=stride, padding=padding, dilation=dilation)
+    ### BEGIN SOLUTION
     tile = tile_width(g)
     _, blocks, _ = _layout(g, tile)
     cols = _tile_columns(pad(x, g), g, tile)
     y = cols @ _wide_kernel(w, g, tile).reshape(cols.shape[1], -1)   # (N*Ho*B, T*C_out)
     y = y.reshape(g.batch, g.out_hw[0], blocks * tile, g.out_channels)[:, :, :g.out_hw[1]]
     return y + b if b is not None else np.ascontiguousarray(y)
+    ### END SOLUTION
 
 
 def conv2d_backward(dy, x, w, *, stride=1, padding=0, dilation=1):
     """dy (N, H_out, W_out, C_out), x (N, H, W, C_in), w (KH, KW, C_in, C_out)
     -> dx (N, H, W, C_in), dw (KH, KW, C_in, C_out), db (C_out,)"""
     dy, x, w, g = prepare_backward(dy, x, w, stride=stride, padding=padding, dilation=dilation)
+    ### BEGIN SOLUTION
     tile = tile_width(g)
     span, blocks, width = _layout(g, tile)
     (kh, kw), (sh, sw), (dh, dw_) = g.kernel_hw, g.stride, g.dilation
@@ -125,3 +130,4 @@ def conv2d_backward(dy, x, w, *, stride=1, padding=0, dilation=1):
             target[:, :, :, :size] += dcols[:, :, :, a, start:start + size]
     dx = crop(dx_pad[:, :, :wp], g)
     return np.ascontiguousarray(dx), dw, dy.sum(axis=(0, 1, 2))
+    ### END SOLUTION
