@@ -377,23 +377,29 @@ def plot(results, roofs, series, path):
         ax.loglog([lo, hi], [1.2 * lo, 1.2 * hi], "k:", lw=0.8, label="1.2x floor")
         ax.set(title=title, xlabel="GEMM floor (s)", ylabel="time (s)")
         ax.legend(fontsize=7)
+    methods = list(results[0]["rows"])
+    color = {m: f"C{i}" for i, m in enumerate(methods)}
     ax = axes[1][0]                                   # the roofline, forward passes
-    for dtype, roof in roofs.items():
+    for (dtype, roof), style in zip(roofs.items(), ("-", "--")):
         ai = np.logspace(-1, 3, 100)
-        ax.loglog(ai, np.minimum(roof["peak"], ai * roof["bandwidth"]) / 1e9, "-",
-                  label=f"roof {dtype}")
+        ax.loglog(ai, np.minimum(roof["peak"], ai * roof["bandwidth"]) / 1e9, "k" + style,
+                  lw=0.8, label=f"roof {dtype}")
     for r in results:
         flops, nbytes = r["work"]["forward"]
         for meth, (tf, _, _) in r["rows"].items():
-            ax.loglog(flops / nbytes, flops / statistics.median(tf) / 1e9, ".", alpha=0.6)
-    ax.set(title="roofline (forward; dots: every method and layer)", xlabel="flop / byte",
-           ylabel="GFLOP/s")
+            ax.loglog(flops / nbytes, flops / statistics.median(tf) / 1e9,
+                      "o" if r["dtype"] == "float64" else "^", color=color[meth], alpha=0.7,
+                      label=meth if r is results[0] else None)
+    ax.set(title="roofline, forward (o float64, ^ float32; one column per layer)",
+           xlabel="flop / byte", ylabel="GFLOP/s")
     ax.legend(fontsize=7)
     ax = axes[1][1]
     for (axis, method), pts in series.items():
         macs, ts = np.array(pts).T
-        ax.loglog(macs, ts, "o-" if axis == "batch" else "s--", label=f"{method} ({axis})")
-    ax.set(title="scaling (forward)", xlabel="multiply-adds", ylabel="time (s)")
+        ax.loglog(macs, ts, "o-" if axis == "batch" else "s--", color=color.get(method),
+                  label=f"{method} ({axis})")
+    ax.set(title="scaling, forward (o batch size, s image size)", xlabel="multiply-adds",
+           ylabel="time (s)")
     ax.legend(fontsize=6, ncol=2)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
