@@ -57,7 +57,12 @@ e2e: $(E2E_STAMP) ## open notebook 01 in JupyterLab in headless Chromium, run it
 notebooks: $(STAMP) ## rebuild and execute notebooks from notebooks/src (e.g. make notebooks NB="03 04")
 	$(PY) -m instructor.notebooks build $(NB)
 
-bench: $(STAMP) ## time every implementation against the GEMM floor (and PyTorch if installed)
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e ".[course,test,bench]"
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP) ## the machine, its roofline, every implementation vs the GEMM floor, scaling
 	$(PY) benchmarks/bench.py --plot artifacts/bench.png
 
 student: $(STAMP) ## build the student release: dist/student/ and dist/student.zip

@@ -39,6 +39,14 @@ DEF = re.compile(r"^[ \t]*def (\w+)\(", re.M)
 # Which notebook teaches each exercise function: the stub's message points there.
 NOTEBOOK_FOR = {f"{ex.module}.{function}": ex.notebook
                 for ex in exercises.TABLE.values() for function in ex.functions}
+# Solution regions that are not exercises. convlib/tiles.py is im2col over wide output tiles
+# (the fast path for thin layers): shipped whole it would give the im2col and col2im answers
+# away, so its regions are stripped too, with a message saying it is not an exercise.
+WITHHELD = {
+    "tiles": ("convlib/tiles.py is not an exercise: it is the instructors' fast path for thin "
+              "layers, built like im2col() and col2im(), so the release leaves it out; "
+              "convlib.conv2d uses the other rungs without it"),
+}
 PUBLIC_TESTS = ["conftest.py", "strategies.py", "test_agreement.py", "test_api.py",
                 "test_docstrings.py", "test_dispatch.py", "test_gradcheck.py", "test_taps.py",
                 "test_torch_golden.py", "test_viz.py", "golden/torch_cases.npz"]
@@ -67,6 +75,8 @@ def release_module(source: Path) -> str:
 
     def stub(function):
         qualified = f"{module}.{function}"
+        if module in WITHHELD:
+            return WITHHELD[module]
         if qualified not in NOTEBOOK_FOR:
             raise KeyError(f"{qualified} has a solution region but no notebook in NOTEBOOK_FOR")
         return (f"open notebooks/{NOTEBOOK_FOR[qualified]}.ipynb and "

@@ -355,3 +355,172 @@ check.taps()
 # vectorized methods, what separates them is memory traffic — copies (im2col), extra
 # accumulation passes (taps) — and how well the matrix products suit BLAS (one fat product
 # beats many thin ones). The GEMM floor tells you how much is left to gain.
+
+# %% [markdown]
+# ## On your machine: the plan, the roofline, and seed 002's thin layer
+#
+# Every time above belongs to the machine that ran this notebook: another CPU, another BLAS
+# library or another program running at the same time changes them, and can change which
+# method wins. This section measures your machine's limits and reads the methods against
+# them. It is self-contained: it makes its own data.
+#
+# ### The plan `convlib.conv2d` picked
+#
+# Because the fastest rung depends on the machine, `convlib.conv2d` does not guess. Like
+# FFTW's planner or cuDNN's benchmark mode, the first call of a large enough *signature*
+# (shapes, dtype, stride, padding, dilation) times every candidate rung a few times, keeps
+# the fastest, and remembers it for the rest of the session; later calls run the winner
+# directly. Small calls use a fixed rule, and `convlib.set_dispatch("fixed")` (or the
+# environment variable `CONVLIB_DISPATCH=fixed`) turns measuring off. The result is the
+# same to rounding whichever rung runs. Here is the plan for seed 002's layer:
+
+# %% tags=["nbval-ignore-output"]
+lab_rng = np.random.default_rng(2002)
+x2 = lab_rng.standard_normal((10, 100, 100, 3))
+w2 = lab_rng.standard_normal((5, 5, 3, 10))
+dy2 = lab_rng.standard_normal((10, 100, 100, 10))
+convlib.dispatch.clear_plans()
+try:
+    convlib.conv2d(x2, w2, padding=2)
+    convlib.conv2d_backward(dy2, x2, w2, padding=2)
+except NotImplementedError as err:
+    print(f"not implemented yet: {err}")
+for plan in convlib.dispatch.plans().values():
+    print(plan)
+if not convlib.dispatch.plans():
+    print("no plan: a rung is not implemented yet, so conv2d used its fixed rule")
+
+# %% [markdown]
+# ### The roofline
+#
+# A computation doing $F$ floating-point operations on data of $B$ bytes cannot finish
+# faster than either limit allows:
+#
+# $$t \;\ge\; \max\!\left(\frac{F}{P_\text{peak}},\; \frac{B}{\beta}\right)$$
+#
+# with $P_\text{peak}$ the machine's peak FLOP/s and $\beta$ its memory bandwidth. Divide
+# by $t$ and the best possible speed is $\min(P_\text{peak},\; I\beta)$, where
+# $I = F/B$ is the **arithmetic intensity** (flops per byte). Plotted against $I$ this is a
+# roof: a slanted memory-bound part, a flat compute-bound part, meeting at the *ridge*
+# $I = P_\text{peak}/\beta$. We measure both limits: the peak with a large square matrix
+# product (it reuses every number it loads about $n$ times, so memory does not hold it
+# back), the bandwidth with a large copy (read + write, no arithmetic at all).
+
+# %% tags=["nbval-ignore-output"]
+def machine_limits(dtype, n=1024, copy_mib=64):
+    """(peak FLOP/s of an n x n GEMM, bandwidth in bytes/s of a copy_mib MiB copy)."""
+    a = lab_rng.standard_normal((n, n)).astype(dtype)
+    peak = 2 * n**3 / best_time(lambda: a @ a)
+    src = np.ones(copy_mib * 2**20 // np.dtype(dtype).itemsize, dtype)
+    dst = np.empty_like(src)
+    return peak, 2 * src.nbytes / best_time(lambda: np.copyto(dst, src))
+
+
+def gemm_speed(m, k, n, dtype):
+    """(arithmetic intensity, measured FLOP/s) of an (m, k) @ (k, n) product."""
+    a, b = (lab_rng.standard_normal(s).astype(dtype) for s in ((m, k), (k, n)))
+    moved = (m * k + k * n + m * n) * np.dtype(dtype).itemsize
+    return 2 * m * k * n / moved, 2 * m * k * n / best_time(lambda: a @ b)
+
+
+limits = {dt: machine_limits(dt) for dt in ("float64", "float32")}
+for dt, (peak, bw) in limits.items():
+    print(f"{dt}: peak {peak / 1e9:.1f} GFLOP/s, bandwidth {bw / 1e9:.1f} GB/s, "
+          f"ridge at {peak / bw:.1f} flop/byte")
+
+# seed 002's forward pass: its im2col GEMM, and the whole layer
+macs2 = 10 * 100 * 100 * 75 * 10
+layer_bytes = (x2.nbytes + w2.nbytes + dy2.nbytes)          # read x and w, write y (float64)
+g2 = shapes.conv_geometry(x2.shape, w2.shape, padding=2)
+tile = convlib.tiles.tile_width(g2)                      # output pixels per row of tiles' GEMM
+tiles_mkn = (10 * 100 * -(-100 // tile), 5 * (tile + 4) * 3, tile * 10)
+gemms = {"skinny (100000, 75) @ (75, 10)": (100_000, 75, 10),
+         f"tiles' {tiles_mkn[0]}x{tiles_mkn[1]} @ {tiles_mkn[1]}x{tiles_mkn[2]}": tiles_mkn}
+speeds = {name: gemm_speed(*mkn, "float64") for name, mkn in gemms.items()}
+peak, bw = limits["float64"]
+speeds["square 1024 x 1024 (the peak)"] = (2 * 1024**3 / (3 * 1024**2 * 8), peak)
+for name, (ai, flops) in speeds.items():
+    roof = min(peak, ai * bw)
+    print(f"{name}: {ai:5.1f} flop/byte, {flops / 1e9:5.1f} GFLOP/s = {flops / peak:4.0%} of "
+          f"peak, {flops / roof:4.0%} of its roofline bound "
+          f"({'memory' if ai < peak / bw else 'compute'}-bound side)")
+
+methods = {"im2col": convlib.im2col, "tiles": convlib.tiles, "dispatch": convlib}
+layer_speed = {}
+for name, module in methods.items():
+    try:
+        layer_speed[name] = 2 * macs2 / best_time(lambda: module.conv2d(x2, w2, padding=2))
+    except NotImplementedError:
+        continue
+layer_ai = 2 * macs2 / layer_bytes
+bound = min(peak, layer_ai * bw)
+for name, flops in layer_speed.items():
+    print(f"seed 002 forward, {name:>8}: {flops / 1e9:5.1f} GFLOP/s = {flops / bound:4.0%} of the "
+          f"roofline bound at {layer_ai:.0f} flop/byte")
+
+fig, ax = plt.subplots(figsize=(6.5, 4))
+intensity = np.logspace(-1, 3, 200)
+for dt, (pk, b) in limits.items():
+    ax.loglog(intensity, np.minimum(pk, intensity * b) / 1e9, label=f"roof, {dt}")
+for name, (ai, flops) in speeds.items():
+    ax.loglog(ai, flops / 1e9, "o", label=f"GEMM {name.split()[0]}")
+for name, flops in layer_speed.items():
+    ax.loglog(layer_ai, flops / 1e9, "s", label=f"seed 002 layer, {name}")
+ax.set(xlabel="arithmetic intensity (flop / byte)", ylabel="GFLOP/s",
+       title="roofline of this machine (float64 points)")
+ax.legend(fontsize=7)
+plt.show()
+
+# %% [markdown]
+# ### Why seed 002's GEMM sits far below the peak
+#
+# Seed 002's im2col product is $(100000, 75) \times (75, 10)$: $K = 75$, $N = 10$. Each
+# number of the column matrix is loaded once and used in only $N = 10$ multiply-adds, one
+# per output channel; the square product uses each loaded number about a thousand times.
+# So the skinny product's arithmetic intensity is a few flops per byte — the cell above
+# prints it — and where that lies below the ridge, its speed is capped by memory bandwidth,
+# not arithmetic: the roofline bound itself is only a fraction of the peak. The product may
+# not even reach that bound (compare its two percentages above): optimized BLAS libraries
+# (OpenBLAS, MKL, BLIS) first copy — *pack* — blocks of the operands into the order their
+# inner kernel reads, and with $K = 75$, $N = 10$ there is little arithmetic to hide that
+# extra memory traffic behind. No rearrangement of the *same* product raises the bound; a
+# *different* product can. `convlib.tiles` puts $T$
+# neighbouring output pixels in one GEMM row, so the product becomes
+# about $(100000/T,\ 5 (T + 4) \cdot 3) \times (5 (T + 4) \cdot 3,\ 10 T)$: $T$ times wider,
+# with some extra (zero) multiplications, but each loaded number is reused $10T$ times.
+# The cell above measured that product next to the skinny one, and the whole layer both ways.
+#
+# ### Why PyTorch can beat the float32 GEMM floor
+#
+# The GEMM floor times NumPy's matrix product on a column matrix that already exists. A
+# method built on that product cannot beat it, but a convolution does not have to be a
+# matrix product. PyTorch's CPU convolution usually calls oneDNN, whose convolution kernels
+# never build the column matrix: they read the input in place in a blocked layout (channels
+# grouped by the vector width), keep partial sums in registers across the kernel taps, and
+# on x86 are compiled at run time for the exact layer shape and instruction set. That saves
+# the memory traffic of the copy and of the GEMM's operands. In float32 a vector instruction
+# does twice as many operations as in float64, so memory traffic is a larger share of the
+# time and avoiding it pays off more. Whether it wins on your machine is a measurement:
+
+# %% tags=["nbval-ignore-output"]
+if importlib.util.find_spec("torch") is None:
+    print("PyTorch is not installed; skipping.")
+else:
+    import torch
+    import torch.nn.functional as F
+    xs, ws = x2.astype(np.float32), w2.astype(np.float32)
+    cols32 = lab_rng.standard_normal((100_000, 75)).astype(np.float32)
+    w2d32 = lab_rng.standard_normal((75, 10)).astype(np.float32)
+    sgemm = best_time(lambda: cols32 @ w2d32)
+    xt = torch.from_numpy(xs.transpose(0, 3, 1, 2).copy())
+    wt = torch.from_numpy(ws.transpose(3, 2, 0, 1).copy())
+    t_torch = best_time(lambda: F.conv2d(xt, wt, padding=2))
+    print(f"seed 002 forward, float32: sgemm floor {sgemm * 1e3:.1f} ms; "
+          f"PyTorch {t_torch * 1e3:.1f} ms = {t_torch / sgemm:.2f} x the floor")
+    try:
+        t_ours = best_time(lambda: convlib.conv2d(xs, ws, padding=2))
+        print(f"convlib.conv2d {t_ours * 1e3:.1f} ms = {t_ours / sgemm:.2f} x the floor")
+    except NotImplementedError as err:
+        print(f"convlib.conv2d: not implemented yet ({err})")
+    print("on this machine PyTorch " + ("beat" if t_torch < sgemm else "did not beat")
+          + " the sgemm floor")
