@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab test lint e2e notebooks bench student sandbox grade bench-grading clean
+.PHONY: help venv lab test lint e2e notebooks bench student sandbox grade gradescope bench-grading clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -83,6 +83,9 @@ GRADE_ARGS ?=
 grade: $(STAMP) sandbox ## grade with the hidden tests: make grade SUBMISSIONS=<dir> [GRADES=grades] [GRADE_ARGS="--roster r.csv"]
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder of submissions> [GRADES=<out dir>] [GRADE_ARGS=...]"; exit 2; }
 	$(SUDO) $(PY) -m instructor.grade "$(SUBMISSIONS)" --out "$(GRADES)" $(GRADE_ARGS)
+
+gradescope: $(STAMP) ## build the Gradescope autograder from the hidden tests: dist/gradescope/autograder.zip
+	$(PY) -m instructor.gradescope build --out dist/gradescope
 
 bench-grading: $(STAMP) sandbox ## time and peak memory of grading 150 sample submissions (sandboxed)
 	$(SUDO) $(PY) benchmarks/grading.py -n 150
