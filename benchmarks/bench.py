@@ -317,7 +317,11 @@ def experiments(shape, dtype, repeats, rng):
     name, x_shape, kernel, c_out, stride, padding = shape
     x, w, _, g = layer_data(x_shape, kernel, c_out, stride, padding, dtype, rng)
     _, (floor, _) = gemm_floor(g, dtype, rng)
-    reference = convlib.im2col.conv2d(x, w, padding=padding)
+    try:
+        reference = convlib.im2col.conv2d(x, w, padding=padding)
+    except NotImplementedError:        # the student release before exercise 05
+        log(f"  {name}: the experiments compare with im2col, not implemented yet: skipped")
+        return
     tries = {"im2col (today)": lambda: convlib.im2col.conv2d(x, w, padding=padding),
              "dispatch": lambda: convlib.conv2d(x, w, padding=padding),
              "numpy.fft": lambda: fft_conv2d(x, w, padding),
@@ -353,7 +357,10 @@ def scaling(sweep, dtype, repeats, rng):
             log(f"  scaling: {axis} = {p}")
             for method in methods:
                 forward = calls(method, x, w, dy, 1, 1)[0]
-                series[(axis, method)].append((macs, best_of(forward, repeats)))
+                try:
+                    series[(axis, method)].append((macs, best_of(forward, repeats)))
+                except NotImplementedError:      # the student release: skip, as above
+                    pass
             floor = gemm_floor(g, dtype, rng)[1][0]
             series[(axis, "GEMM floor")].append((macs, best_of(floor, repeats)))
     print(f"\n== scaling: 3x3 {c}->{c}, stride 1, pad 1, {np.dtype(dtype).name}, forward, "
@@ -362,7 +369,7 @@ def scaling(sweep, dtype, repeats, rng):
                         ("size", f"image size {sweep['sizes']} at batch {sweep['batch']}")):
         print(f"  {label}: slope of log(time) vs log(multiply-adds); times in ms")
         for (ax, method), pts in series.items():
-            if ax != axis:
+            if ax != axis or len(pts) < 2:
                 continue
             macs, ts = np.array(pts).T
             slope = np.polyfit(np.log(macs), np.log(ts), 1)[0]
