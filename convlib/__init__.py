@@ -12,8 +12,10 @@ bias ``(C_out,)``. The ladder, one module per rung, each with the same signature
 
 :func:`conv2d` and :func:`conv2d_backward` here pick the fastest correct one.
 Shape arithmetic lives in :mod:`convlib.shapes`; gradient checks in :mod:`convlib.gradcheck`.
+Pooling is in :mod:`convlib.pool`; layers, a loss and an optimizer built on all of it in
+:mod:`convlib.nn`; the capstone's handwritten digits in :mod:`convlib.digits`.
 """
-from . import gradcheck, im2col, loops, shapes, strided, taps
+from . import gradcheck, im2col, loops, pool, shapes, strided, taps
 from .dispatch import conv2d, conv2d_backward
 from .strided import conv_transpose2d, dilate, windows
 
@@ -21,5 +23,5 @@ from .strided import conv_transpose2d, dilate, windows
 implementations = {"loops": loops, "strided": strided, "im2col": im2col, "taps": taps}
 
 __all__ = ["conv2d", "conv2d_backward", "conv_transpose2d", "windows", "dilate",
-           "loops", "strided", "im2col", "taps", "shapes", "gradcheck", "implementations"]
+           "loops", "strided", "im2col", "taps", "shapes", "gradcheck", "pool", "implementations"]
 __version__ = "0.1.0"
