@@ -15,7 +15,7 @@ Shape arithmetic lives in :mod:`convlib.shapes`; gradient checks in :mod:`convli
 Pooling is in :mod:`convlib.pool`; layers, a loss and an optimizer built on all of it in
 :mod:`convlib.nn`; the capstone's handwritten digits in :mod:`convlib.digits`.
 """
-from . import gradcheck, im2col, loops, pool, shapes, strided, taps
+from . import digits, gradcheck, im2col, loops, pool, shapes, strided, taps
 from .dispatch import conv2d, conv2d_backward
 from .strided import conv_transpose2d, dilate, windows
 
@@ -23,5 +23,6 @@ from .strided import conv_transpose2d, dilate, windows
 implementations = {"loops": loops, "strided": strided, "im2col": im2col, "taps": taps}
 
 __all__ = ["conv2d", "conv2d_backward", "conv_transpose2d", "windows", "dilate",
-           "loops", "strided", "im2col", "taps", "shapes", "gradcheck", "pool", "implementations"]
+           "loops", "strided", "im2col", "taps", "shapes", "gradcheck", "pool", "digits",
+           "implementations"]
 __version__ = "0.1.0"

@@ -211,6 +211,31 @@ class SGD:
                 p += v
 
 
+class Adam:
+    """Adam (Kingma & Ba): per-entry step sizes from running means of g and g².
+
+    m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g²;  p -= lr * m̂ / (sqrt(v̂) + eps), where
+    m̂, v̂ divide by (1 - b^t) to undo the zero start.
+    """
+
+    def __init__(self, layers, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        self.layers, self.lr, self.betas, self.eps, self.t = list(layers), lr, betas, eps, 0
+        self.m = {(k, name): np.zeros_like(p) for k, layer in enumerate(self.layers)
+                  for name, p in layer.params.items()}
+        self.v = {key: np.zeros_like(m) for key, m in self.m.items()}
+
+    def step(self):
+        self.t += 1
+        b1, b2 = self.betas
+        scale = self.lr * np.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
+        for k, layer in enumerate(self.layers):
+            for name, p in layer.params.items():
+                g, m, v = layer.grads[name], self.m[k, name], self.v[k, name]
+                m += (1 - b1) * (g - m)
+                v += (1 - b2) * (g * g - v)
+                p -= (scale * m / (np.sqrt(v) + self.eps)).astype(p.dtype, copy=False)
+
+
 def train_step(model, optimizer, x, labels) -> float:
     """One step of training on one batch: forward, loss, backward, update. -> the loss.
 

@@ -51,10 +51,18 @@ NOTEBOOK_FOR = {
     "strided.conv_transpose2d": "08_dilated_backward",
     "taps.conv2d": "10_performance",
     "taps.conv2d_backward": "10_performance",
+    "pool.max_pool2d": "11_pooling",
+    "pool.max_pool2d_backward": "11_pooling",
+    "pool.avg_pool2d": "11_pooling",
+    "pool.avg_pool2d_backward": "11_pooling",
+    "nn.forward": "12_capstone",
+    "nn.backward": "12_capstone",
+    "nn.train_step": "12_capstone",
 }
 PUBLIC_TESTS = ["conftest.py", "test_agreement.py", "test_api.py", "test_docstrings.py",
                 "test_gradcheck.py", "test_taps.py", "test_torch_golden.py", "test_viz.py",
-                "golden/torch_cases.npz"]
+                "test_pool.py", "test_nn.py", "golden/torch_cases.npz",
+                "golden/torch_pool_cases.npz"]
 TOP_FILES = ["pyproject.toml", "environment.yml"]
 
 
