@@ -24,12 +24,13 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from . import exercises, im2col, loops, shapes, strided, taps
+from . import exercises, im2col, loops, nn, pool, shapes, strided, taps
 from .gradcheck import rel_error
 from .shapes import conv_geometry
 
 DATA = Path(__file__).with_name("check_data.npz")
-_modules = SimpleNamespace(loops=loops, strided=strided, im2col=im2col, taps=taps, shapes=shapes)
+_modules = SimpleNamespace(loops=loops, strided=strided, im2col=im2col, taps=taps, shapes=shapes,
+                           pool=pool, nn=nn)
 
 
 @dataclass
@@ -77,6 +78,13 @@ EXERCISES = {ex.name: ex for ex in [
     Exercise("im2col_backward", "convlib/im2col.py", "col2im() and conv2d_backward()"),
     Exercise("conv_transpose2d", "convlib/strided.py", "conv_transpose2d()"),
     Exercise("taps", "convlib/taps.py", "conv2d() and conv2d_backward()"),
+    Exercise("max_pool2d", "convlib/pool.py", "max_pool2d()"),
+    Exercise("max_pool2d_backward", "convlib/pool.py", "max_pool2d_backward()"),
+    Exercise("avg_pool2d", "convlib/pool.py", "avg_pool2d()"),
+    Exercise("avg_pool2d_backward", "convlib/pool.py", "avg_pool2d_backward()"),
+    Exercise("conv2d_layer", "convlib/nn.py", "Conv2D.forward() and Conv2D.backward()"),
+    Exercise("maxpool_layer", "convlib/nn.py", "MaxPool2D.forward() and MaxPool2D.backward()"),
+    Exercise("train_step", "convlib/nn.py", "train_step()"),
 ]}
 assert set(EXERCISES) == set(exercises.CALLS)
 
@@ -96,6 +104,17 @@ BUG_MESSAGES = {
                          "cropped: take as many windows as the *padded* input has rows "
                          "(H + top + bottom), then crop the padding"),
     "no_bias": "the bias is not added",
+    "all_tied_maxima": ("the gradient goes to every tied maximum (mask = window == max); it "
+                        "belongs to one: the first maximum in row-major order (argmax)"),
+    "not_averaged": "the average is not divided by the window size (KH·KW)",
+    "not_averaged_real": ("with count_include_pad=False the sum must be divided by the number of "
+                          "real (not padding) pixels in each window"),
+    "overwritten": ("where windows overlap, a window's gradient overwrites the others' instead "
+                    "of adding to them (use += in loops)"),
+    "overwritten_fancy": ("dx[idx] += dy keeps only one of repeated indices: where one pixel wins "
+                          "several windows, scatter-add with np.add.at(dx, idx, dy)"),
+    "zero_padded_max": "padding takes part in the maximum: pad with -inf, not 0",
+    "no_update": "the parameters did not change: call optimizer.step() after the backward pass",
 }
 
 
@@ -238,3 +257,10 @@ input_gradient = _make_check("input_gradient")
 im2col_backward = _make_check("im2col_backward")
 conv_transpose2d = _make_check("conv_transpose2d")
 taps_forward_backward = _make_check("taps")
+max_pool2d = _make_check("max_pool2d")
+max_pool2d_backward = _make_check("max_pool2d_backward")
+avg_pool2d = _make_check("avg_pool2d")
+avg_pool2d_backward = _make_check("avg_pool2d_backward")
+conv2d_layer = _make_check("conv2d_layer")
+maxpool_layer = _make_check("maxpool_layer")
+train_step = _make_check("train_step")

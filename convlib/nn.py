@@ -54,28 +54,28 @@ class Conv2D(Layer):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, *, stride=1, padding=0,
-                 rng=None, dtype=np.float32):
+                 dilation=1, rng=None, dtype=np.float32):
         super().__init__()
         rng = np.random.default_rng() if rng is None else rng
         kh, kw = convlib.shapes.normalize_pair(kernel_size, "kernel_size")
         fan_in = kh * kw * in_channels
         w = rng.standard_normal((kh, kw, in_channels, out_channels)) * np.sqrt(2.0 / fan_in)
         self.params = {"w": w.astype(dtype), "b": np.zeros(out_channels, dtype)}
-        self.stride, self.padding = stride, padding
+        self.stride, self.padding, self.dilation = stride, padding, dilation
 
     def forward(self, x):
         """x (N, H, W, C_in) -> y (N, H_out, W_out, C_out)."""
         self.x = x
         ### BEGIN SOLUTION
         return convlib.conv2d(x, self.params["w"], self.params["b"], stride=self.stride,
-                              padding=self.padding)
+                              padding=self.padding, dilation=self.dilation)
         ### END SOLUTION
 
     def backward(self, dy):
         """dy (N, H_out, W_out, C_out) -> dx (N, H, W, C_in); stores grads "w" and "b"."""
         ### BEGIN SOLUTION
         dx, dw, db = convlib.conv2d_backward(dy, self.x, self.params["w"], stride=self.stride,
-                                             padding=self.padding)
+                                             padding=self.padding, dilation=self.dilation)
         self.grads = {"w": dw, "b": db}
         return dx
         ### END SOLUTION

@@ -47,11 +47,11 @@ def main(limits, sandbox, site_dir, exercises_py, inputs, out_dir, *names):
     n_cases = len(json.loads(str(data["case_names"])))   # as instructor.make_check_data writes
 
     import convlib  # the student's code runs from here on
-    from convlib import im2col, loops, shapes, strided, taps
+    from convlib import im2col, loops, nn, pool, shapes, strided, taps
     if not convlib.__file__.startswith(sandbox):
         raise ImportError(f"convlib was imported from {convlib.__file__}, not the submission")
     modules = SimpleNamespace(loops=loops, strided=strided, im2col=im2col, taps=taps,
-                              shapes=shapes)
+                              shapes=shapes, pool=pool, nn=nn)
 
     for name in names:
         print(f"start {name}", file=progress)

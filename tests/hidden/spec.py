@@ -20,6 +20,13 @@ POINTS = {
     "im2col_backward": 10,
     "conv_transpose2d": 5,
     "taps": 5,
+    "max_pool2d": 5,
+    "max_pool2d_backward": 10,
+    "avg_pool2d": 5,
+    "avg_pool2d_backward": 5,
+    "conv2d_layer": 5,
+    "maxpool_layer": 5,
+    "train_step": 5,
 }
 
 SEED = 7_2026_11_25
