@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab test e2e notebooks bench student grade bench-grading clean
+.PHONY: help venv lab test lint e2e notebooks bench student grade bench-grading clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "convlib needs Python >= 3.10"'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[course,capstone,test]"
+	$(PY) -m pip install -q -e ".[course,capstone,test,lint]"
 	@touch $(STAMP)
 
 venv: $(STAMP) ## create or update the environment in .venv
@@ -31,6 +31,10 @@ lab: $(STAMP) ## open the course in JupyterLab
 test: $(STAMP) ## run every test: unit tests and the notebooks (strict nbval)
 	$(PY) -m instructor.notebooks check
 	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg
+
+LINTED := convlib instructor tests e2e benchmarks notebooks/src
+lint: $(STAMP) ## check style and likely bugs with ruff (settings in pyproject.toml)
+	$(PY) -m ruff check $(LINTED)
 
 # The browser is Debian's chromium + chromium-driver, never one downloaded at run time
 # (SE_OFFLINE keeps Selenium Manager from fetching anything).

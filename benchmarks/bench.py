@@ -53,9 +53,13 @@ def torch_calls(x, w, dy, stride, padding):
     xt = torch.tensor(x.transpose(0, 3, 1, 2).copy(), requires_grad=True)
     wt = torch.tensor(w.transpose(3, 2, 0, 1).copy(), requires_grad=True)
     dyt = torch.tensor(dy.transpose(0, 3, 1, 2).copy())
-    conv = lambda: torch.nn.functional.conv2d(xt, wt, stride=stride, padding=padding)
+
+    def conv():
+        return torch.nn.functional.conv2d(xt, wt, stride=stride, padding=padding)
     y = conv()
-    backward = lambda: torch.autograd.grad(y, (xt, wt), dyt, retain_graph=True)
+
+    def backward():
+        return torch.autograd.grad(y, (xt, wt), dyt, retain_graph=True)
     return (lambda: conv().detach()), backward
 
 
@@ -64,7 +68,8 @@ def calls(method, x, w, dy, stride, padding):
         return torch_calls(x, w, dy, stride, padding)
     module = convlib if method == "dispatch" else convlib.implementations[method]
     hyper = dict(stride=stride, padding=padding)
-    return (lambda: module.conv2d(x, w, **hyper)), (lambda: module.conv2d_backward(dy, x, w, **hyper))
+    return ((lambda: module.conv2d(x, w, **hyper)),
+            (lambda: module.conv2d_backward(dy, x, w, **hyper)))
 
 
 def peak_memory(forward, backward):

@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from instructor import grade, sample_submissions as samples  # noqa: E402
+from instructor import grade  # noqa: E402
+from instructor import sample_submissions as samples
 
 
 def make_class(folder: Path, n: int):

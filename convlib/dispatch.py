@@ -19,28 +19,28 @@ The rule, from ``make bench`` and a sweep over C_in in {3, 8, 16, 32, 64, 128} o
 from __future__ import annotations
 
 from . import im2col, taps
+from .shapes import normalize_pair
 
 TAPS_MIN_CHANNELS = 16
 
 
-def choose(x_shape, w_shape, *, stride=1, backward=False):
-    """The implementation module for a call with these shapes and this stride."""
-    unit_stride = stride in (1, (1, 1), [1, 1])
-    if not unit_stride:
+def choose(x_shape, *, stride=1, backward=False):
+    """The implementation module for a call with this input shape and this stride."""
+    if normalize_pair(stride, "stride") != (1, 1):
         return im2col
     enough_channels = len(x_shape or ()) == 4 and x_shape[3] >= TAPS_MIN_CHANNELS
     return taps if backward or enough_channels else im2col
 
 
 def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1):
-    """x (N, H, W, C_in), w (KH, KW, C_in, C_out), b (C_out,) or None -> y (N, H_out, W_out, C_out)"""
-    impl = choose(getattr(x, "shape", None), getattr(w, "shape", None), stride=stride)
+    """x (N, H, W, C_in), w (KH, KW, C_in, C_out), b (C_out,) or None
+    -> y (N, H_out, W_out, C_out)"""
+    impl = choose(getattr(x, "shape", None), stride=stride)
     return impl.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation)
 
 
 def conv2d_backward(dy, x, w, *, stride=1, padding=0, dilation=1):
     """dy (N, H_out, W_out, C_out), x (N, H, W, C_in), w (KH, KW, C_in, C_out)
     -> dx (N, H, W, C_in), dw (KH, KW, C_in, C_out), db (C_out,)"""
-    impl = choose(getattr(x, "shape", None), getattr(w, "shape", None), stride=stride,
-                  backward=True)
+    impl = choose(getattr(x, "shape", None), stride=stride, backward=True)
     return impl.conv2d_backward(dy, x, w, stride=stride, padding=padding, dilation=dilation)

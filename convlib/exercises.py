@@ -1,47 +1,71 @@
-"""How each exercise is called: one function per exercise, ``call(m, case) -> outputs``.
+"""The exercises: one table, from which the checks, the release, the grader and the check
+data all derive. Adding an exercise = one :class:`Exercise` in :data:`TABLE`, its
+solution region, its notebook cell and its points in the instructors' hidden tests.
 
-``m`` holds the modules to test (``m.loops``, ``m.strided``, ``m.im2col``, ``m.taps``,
-``m.shapes``, ``m.pool``, ``m.nn``); ``case`` holds the arrays ``x``, ``w``, ``b``, ``dy``, the keyword
-arguments ``hyper`` and their ``geometry``. :mod:`convlib.check` calls these with your
-modules and compares with stored answers.
+Each exercise names the module and the functions a student fills in, the outputs it is
+compared on, the notebook that teaches it, and ``call(m, case) -> outputs``: how to call
+the student's code. ``m`` holds the modules under test (``m.loops``, ``m.strided``,
+``m.im2col``, ``m.taps``, ``m.shapes``, ``m.pool``, ``m.nn``); ``case`` is a :class:`Case`, whose arrays
+(``case.x``, ``case.w``, ...) and keyword arguments ``case.hyper`` come from a stored
+case. A case is any set of named arrays plus JSON hyper-parameters, so an exercise whose
+function takes other arguments (a pooling layer's ``kernel_size``) reads them from
+``case.hyper``. A call must leave the case's arrays as they were (the checks test it).
 
 This file imports nothing but NumPy on purpose: the instructors' grader runs its own
 trusted copy of it inside the process that imports a submission, so a submission cannot
-change how it is called.
+change how it is called or how the stored cases are read.
 """
+import json
+from dataclasses import dataclass, field
+from typing import Callable
+
 import numpy as np
 
-OUTPUTS = {
-    "loops_forward": ("y",),
-    "loops_backward": ("dx", "dw", "db"),
-    "windows": ("windows", "view"),
-    "strided_forward": ("y",),
-    "im2col_forward": ("cols", "y"),
-    "weight_gradients": ("dw", "db"),
-    "dilate": ("dilated",),
-    "input_gradient": ("dx",),
-    "im2col_backward": ("dx", "dw", "db"),
-    "conv_transpose2d": ("out",),
-    "taps": ("y", "dx", "dw", "db"),
-    "max_pool2d": ("y",),
-    "max_pool2d_backward": ("dx",),
-    "avg_pool2d": ("y", "y_real_pixels"),
-    "avg_pool2d_backward": ("dx", "dx_real_pixels"),
-    "conv2d_layer": ("y", "dx", "dw", "db"),
-    "maxpool_layer": ("y", "dx"),
-    "train_step": ("losses", "w"),
-}
+
+@dataclass(eq=False)
+class Case:
+    """One stored input: named arrays and the hyper-parameters of the call.
+
+    ``shapes`` is the module whose ``conv_geometry`` gives :attr:`geometry` (the module
+    under test: a submission's own, inside the grader's sandbox).
+    """
+    name: str
+    arrays: dict
+    hyper: dict
+    shapes: object = field(default=None, repr=False, compare=False)
+
+    def __getattr__(self, key):            # case.x, case.dy, ...
+        arrays = self.__dict__.get("arrays", {})
+        if key in arrays:
+            return arrays[key]
+        raise AttributeError(key)
+
+    @property
+    def geometry(self):
+        """The convolution geometry of a conv case (x, w and the conv's hyper-parameters)."""
+        return self.shapes.conv_geometry(self.x.shape, self.w.shape, **self.hyper)
 
 
-def loops_forward(m, c):
-    return (m.loops.conv2d(c.x, c.w, c.b, **c.hyper),)
+@dataclass(frozen=True)
+class Exercise:
+    name: str                        # "windows": the check's and the grade's name
+    module: str                      # "strided": convlib/strided.py
+    functions: tuple                 # the functions with a solution region, in order
+    #                                  (a method as "Class.method")
+    outputs: tuple                   # names of what call() returns, in order
+    notebook: str                    # "04_stride_tricks": teaches it; the stub points there
+    call: Callable                   # (m, case) -> tuple of outputs
+
+    @property
+    def where(self) -> str:
+        return f"convlib/{self.module}.py"
+
+    @property
+    def title(self) -> str:          # "col2im() and conv2d_backward()"
+        return " and ".join(f"{f}()" for f in self.functions)
 
 
-def loops_backward(m, c):
-    return tuple(m.loops.conv2d_backward(c.dy, c.x, c.w, **c.hyper))
-
-
-def windows(m, c):
+def _windows(m, c):
     g = c.geometry
     x_pad = m.shapes.pad(c.x, g)
     view = m.strided.windows(x_pad, g.kernel_hw, g.stride, g.dilation)
@@ -52,41 +76,11 @@ def windows(m, c):
     return view, is_read_only_view
 
 
-def strided_forward(m, c):
-    return (m.strided.conv2d(c.x, c.w, c.b, **c.hyper),)
-
-
-def im2col_forward(m, c):
-    return (m.im2col.im2col(m.shapes.pad(c.x, c.geometry), c.geometry),
-            m.im2col.conv2d(c.x, c.w, c.b, **c.hyper))
-
-
-def weight_gradients(m, c):
-    return tuple(m.strided.weight_gradients(c.dy, m.shapes.pad(c.x, c.geometry), c.geometry))
-
-
-def dilate(m, c):
-    return (m.strided.dilate(c.dy, c.geometry.stride),)
-
-
-def input_gradient(m, c):
-    return (m.strided.input_gradient(c.dy, c.w, c.geometry),)
-
-
-def im2col_backward(m, c):
-    return tuple(m.im2col.conv2d_backward(c.dy, c.x, c.w, **c.hyper))
-
-
-def conv_transpose2d(m, c):
+def _conv_transpose2d(m, c):
     # the backward pass of the forward conv: output_padding restores the rows the floor dropped
     g = c.geometry
     return (m.strided.conv_transpose2d(c.dy, c.w, stride=g.stride, padding=g.pads,
                                        dilation=g.dilation, output_padding=g.extra),)
-
-
-def taps(m, c):
-    return (m.taps.conv2d(c.x, c.w, c.b, **c.hyper),
-            *m.taps.conv2d_backward(c.dy, c.x, c.w, **c.hyper))
 
 
 # --------------------------------------------------------------------------- pooling
@@ -112,22 +106,22 @@ def pool_case(c):
     return x, dict(common, dilation=tuple(dilation)), common, dy_max, dy_avg
 
 
-def max_pool2d(m, c):
+def _max_pool2d(m, c):
     x, kw, _, _, _ = pool_case(c)
     return (m.pool.max_pool2d(x, **kw),)
 
 
-def max_pool2d_backward(m, c):
+def _max_pool2d_backward(m, c):
     x, kw, _, dy, _ = pool_case(c)
     return (m.pool.max_pool2d_backward(dy, x, **kw),)
 
 
-def avg_pool2d(m, c):
+def _avg_pool2d(m, c):
     x, _, kw, _, _ = pool_case(c)
     return (m.pool.avg_pool2d(x, **kw), m.pool.avg_pool2d(x, **kw, count_include_pad=False))
 
 
-def avg_pool2d_backward(m, c):
+def _avg_pool2d_backward(m, c):
     x, _, kw, _, dy = pool_case(c)
     return (m.pool.avg_pool2d_backward(dy, x, **kw),
             m.pool.avg_pool2d_backward(dy, x, **kw, count_include_pad=False))
@@ -135,7 +129,7 @@ def avg_pool2d_backward(m, c):
 
 # --------------------------------------------------------------------------- layers
 
-def conv2d_layer(m, c):
+def _conv2d_layer(m, c):
     g = c.geometry
     layer = m.nn.Conv2D(g.in_channels, g.out_channels, g.kernel_hw, stride=g.stride,
                         padding=g.pads, dilation=g.dilation, rng=np.random.default_rng(0),
@@ -146,14 +140,14 @@ def conv2d_layer(m, c):
     return y, dx, layer.grads["w"], layer.grads["b"]
 
 
-def maxpool_layer(m, c):
+def _maxpool_layer(m, c):
     x, kw, _, dy, _ = pool_case(c)
     layer = m.nn.MaxPool2D(kw["kernel_size"], stride=kw["stride"], padding=kw["padding"])
     y = layer.forward(x)
     return y, layer.backward(dy)
 
 
-def train_step(m, c):
+def _train_step(m, c):
     """Two steps (so that momentum matters) of a linear classifier on the case's x."""
     n = c.x.shape[0]
     features = int(np.prod(c.x.shape[1:]))
@@ -167,4 +161,116 @@ def train_step(m, c):
     return np.array(losses, dtype=np.float64), dense.params["w"]
 
 
-CALLS = {name: globals()[name] for name in OUTPUTS}
+TABLE = {ex.name: ex for ex in [
+    Exercise("loops_forward", "loops", ("window_slices", "conv2d"), ("y",), "02_forward_loops",
+             lambda m, c: (m.loops.conv2d(c.x, c.w, c.b, **c.hyper),)),
+    Exercise("loops_backward", "loops", ("conv2d_backward",), ("dx", "dw", "db"),
+             "03_backward_loops",
+             lambda m, c: tuple(m.loops.conv2d_backward(c.dy, c.x, c.w, **c.hyper))),
+    Exercise("windows", "strided", ("windows",), ("windows", "view"), "04_stride_tricks",
+             _windows),
+    Exercise("strided_forward", "strided", ("conv2d",), ("y",), "05_vectorized_forward",
+             lambda m, c: (m.strided.conv2d(c.x, c.w, c.b, **c.hyper),)),
+    Exercise("im2col_forward", "im2col", ("im2col", "conv2d"), ("cols", "y"),
+             "05_vectorized_forward",
+             lambda m, c: (m.im2col.im2col(m.shapes.pad(c.x, c.geometry), c.geometry),
+                           m.im2col.conv2d(c.x, c.w, c.b, **c.hyper))),
+    Exercise("weight_gradients", "strided", ("weight_gradients",), ("dw", "db"),
+             "06_backward_weights",
+             lambda m, c: tuple(m.strided.weight_gradients(c.dy, m.shapes.pad(c.x, c.geometry),
+                                                           c.geometry))),
+    Exercise("dilate", "strided", ("dilate",), ("dilated",), "08_dilated_backward",
+             lambda m, c: (m.strided.dilate(c.dy, c.geometry.stride),)),
+    Exercise("input_gradient", "strided", ("input_gradient",), ("dx",), "08_dilated_backward",
+             lambda m, c: (m.strided.input_gradient(c.dy, c.w, c.geometry),)),
+    Exercise("im2col_backward", "im2col", ("col2im", "conv2d_backward"), ("dx", "dw", "db"),
+             "07_backward_input_stride1",
+             lambda m, c: tuple(m.im2col.conv2d_backward(c.dy, c.x, c.w, **c.hyper))),
+    Exercise("conv_transpose2d", "strided", ("conv_transpose2d",), ("out",),
+             "08_dilated_backward", _conv_transpose2d),
+    Exercise("taps", "taps", ("conv2d", "conv2d_backward"), ("y", "dx", "dw", "db"),
+             "10_performance",
+             lambda m, c: (m.taps.conv2d(c.x, c.w, c.b, **c.hyper),
+                           *m.taps.conv2d_backward(c.dy, c.x, c.w, **c.hyper))),
+    Exercise("max_pool2d", "pool", ("max_pool2d",), ("y",), "11_pooling", _max_pool2d),
+    Exercise("max_pool2d_backward", "pool", ("max_pool2d_backward",), ("dx",), "11_pooling",
+             _max_pool2d_backward),
+    Exercise("avg_pool2d", "pool", ("avg_pool2d",), ("y", "y_real_pixels"), "11_pooling",
+             _avg_pool2d),
+    Exercise("avg_pool2d_backward", "pool", ("avg_pool2d_backward",), ("dx", "dx_real_pixels"),
+             "11_pooling", _avg_pool2d_backward),
+    Exercise("conv2d_layer", "nn", ("Conv2D.forward", "Conv2D.backward"), ("y", "dx", "dw", "db"),
+             "12_capstone", _conv2d_layer),
+    Exercise("maxpool_layer", "nn", ("MaxPool2D.forward", "MaxPool2D.backward"), ("y", "dx"),
+             "12_capstone", _maxpool_layer),
+    Exercise("train_step", "nn", ("train_step",), ("losses", "w"), "12_capstone", _train_step),
+]}
+
+
+# -- the stored cases and answers: the one place that knows the file's keys -------------
+
+def case_arrays(cases) -> dict:
+    """Cases -> a flat {key: array} for ``np.savez``; :func:`load_cases` reads it back."""
+    arrays = {"case_names": np.array(json.dumps([c.name for c in cases]))}
+    for k, case in enumerate(cases):
+        for key, value in case.arrays.items():
+            arrays[f"case{k}/array/{key}"] = value
+        arrays[f"case{k}/hyper"] = np.array(json.dumps(case.hyper))
+    return arrays
+
+
+def load_cases(data, shapes=None) -> list:
+    """The cases stored by :func:`case_arrays`, from an opened ``np.load`` (or a dict)."""
+    names = json.loads(str(data["case_names"]))
+    keys = list(data.keys())
+    cases = []
+    for k, name in enumerate(names):
+        prefix = f"case{k}/array/"
+        arrays = {key[len(prefix):]: data[key] for key in keys if key.startswith(prefix)}
+        cases.append(Case(name, arrays, json.loads(str(data[f"case{k}/hyper"])), shapes))
+    return cases
+
+
+def answer_arrays(name, k, expected: dict, bugs: dict) -> dict:
+    """One exercise's answers on case k -> {key: array}: the expected outputs
+    {output: array} and the classic bugs' outputs {output: {bug: array}}."""
+    arrays = {f"expected/{name}/{k}/{out}": value for out, value in expected.items()}
+    for out, by_bug in bugs.items():
+        arrays.update({f"bug/{name}/{k}/{out}/{bug}": value for bug, value in by_bug.items()})
+    return arrays
+
+
+def load_answers(data, name, k) -> tuple:
+    """-> (expected {output: array}, bugs {output: {bug: array}}) stored by
+    :func:`answer_arrays`."""
+    expected, bugs = {}, {}
+    for key in data.keys():
+        kind, *rest = key.split("/")
+        if kind in ("expected", "bug") and rest[0] == name and rest[1] == str(k):
+            if kind == "expected":
+                expected[rest[2]] = data[key]
+            else:
+                bugs.setdefault(rest[2], {})[rest[3]] = data[key]
+    return expected, bugs
+
+
+def outcome_arrays(k, outputs=None, error=None, modified=()) -> dict:
+    """What one call on case k gave -> {key: array}: its outputs {output: array}, or the
+    error it raised (text), and the names of the case arrays it modified."""
+    arrays = {f"case{k}/output/{out}": value for out, value in (outputs or {}).items()}
+    if error is not None:
+        arrays[f"case{k}/error"] = np.array(error)
+    if modified:
+        arrays[f"case{k}/modified"] = np.array(json.dumps(list(modified)))
+    return arrays
+
+
+def load_outcome(data, k) -> tuple:
+    """-> (outputs {output: array} or None when case k was not run, error text or None,
+    modified [array names]), as stored by :func:`outcome_arrays`."""
+    prefix = f"case{k}/output/"
+    outputs = {key[len(prefix):]: data[key] for key in data.keys() if key.startswith(prefix)}
+    error = str(data[f"case{k}/error"]) if f"case{k}/error" in data else None
+    modified = json.loads(str(data[f"case{k}/modified"])) if f"case{k}/modified" in data else []
+    ran = outputs or error is not None or modified
+    return (outputs if ran else None), error, modified

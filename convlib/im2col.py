@@ -50,7 +50,8 @@ def col2im(cols, g: ConvGeometry):
 
 
 def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1):
-    """x (N, H, W, C_in), w (KH, KW, C_in, C_out), b (C_out,) or None -> y (N, H_out, W_out, C_out)"""
+    """x (N, H, W, C_in), w (KH, KW, C_in, C_out), b (C_out,) or None
+    -> y (N, H_out, W_out, C_out)"""
     x, w, b, g = prepare(x, w, b, stride=stride, padding=padding, dilation=dilation)
     ### BEGIN SOLUTION
     y = im2col(pad(x, g), g) @ w.reshape(-1, g.out_channels)

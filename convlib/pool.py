@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .shapes import ConvGeometry, _as_4d, conv_geometry, crop, normalize_pair, result_dtype
+from .shapes import ConvGeometry, as_4d, conv_geometry, crop, normalize_pair, result_dtype
 from .strided import windows
 
 
@@ -70,14 +70,14 @@ def pool_geometry(x_shape, kernel_size, stride=None, padding=0, dilation=1) -> C
 
 
 def _prepare(x, kernel_size, stride, padding, dilation=1):
-    x = _as_4d(x, "x", "(N, H, W, C)")
+    x = as_4d(x, "x", "(N, H, W, C)")
     g = pool_geometry(x.shape, kernel_size, stride, padding, dilation)
     return x.astype(result_dtype(x), copy=False), g
 
 
 def _prepare_backward(dy, x, kernel_size, stride, padding, dilation=1):
     x, g = _prepare(x, kernel_size, stride, padding, dilation)
-    dy = _as_4d(dy, "dy", "(N, H_out, W_out, C)")
+    dy = as_4d(dy, "dy", "(N, H_out, W_out, C)")
     if dy.shape != g.output_shape:
         raise ValueError(f"dy must have the forward output's shape (N, H_out, W_out, C) = "
                          f"{g.output_shape}, got {dy.shape}")

@@ -145,7 +145,8 @@ def result_dtype(*arrays) -> np.dtype:
     return dtype if np.issubdtype(dtype, np.inexact) else np.dtype(np.float64)
 
 
-def _as_4d(a, name: str, layout: str) -> np.ndarray:
+def as_4d(a, name: str, layout: str) -> np.ndarray:
+    """``a`` as a 4-D array of real numbers, every axis >= 1; else a ValueError naming it."""
     a = np.asarray(a)
     if a.ndim != 4:
         raise ValueError(f"{name} must be a 4-D array {layout}, got shape {a.shape}")
@@ -188,8 +189,8 @@ def conv_geometry(x_shape, w_shape, *, stride=1, padding=0, dilation=1) -> ConvG
 def prepare(x, w, b=None, *, stride=1, padding=0, dilation=1):
     """Validate a forward call. Returns ``(x, w, b, geometry)``; the arrays share one float
     dtype (no copy when they already have it) and ``b`` is ``(C_out,)`` or None."""
-    x = _as_4d(x, "x", "(N, H, W, C_in)")
-    w = _as_4d(w, "w", "(KH, KW, C_in, C_out)")
+    x = as_4d(x, "x", "(N, H, W, C_in)")
+    w = as_4d(w, "w", "(KH, KW, C_in, C_out)")
     g = conv_geometry(x.shape, w.shape, stride=stride, padding=padding, dilation=dilation)
     b = _bias(b, g.out_channels)
     dtype = result_dtype(*(a for a in (x, w, b) if a is not None))
@@ -201,7 +202,7 @@ def prepare(x, w, b=None, *, stride=1, padding=0, dilation=1):
 def prepare_backward(dy, x, w, *, stride=1, padding=0, dilation=1):
     """Validate a backward call. Returns ``(dy, x, w, geometry)`` in one float dtype."""
     x, w, _, g = prepare(x, w, stride=stride, padding=padding, dilation=dilation)
-    dy = _as_4d(dy, "dy", "(N, H_out, W_out, C_out)")
+    dy = as_4d(dy, "dy", "(N, H_out, W_out, C_out)")
     if dy.shape != g.output_shape:
         raise ValueError(f"dy must have the forward output's shape (N, H_out, W_out, C_out) = "
                          f"{g.output_shape}, got {dy.shape}")
@@ -242,8 +243,8 @@ def transpose_geometry(y_shape, w_shape, *, stride=1, padding=0, dilation=1,
 
 
 def prepare_transpose(y, w, *, stride=1, padding=0, dilation=1, output_padding=0):
-    y = _as_4d(y, "y", "(N, H_out, W_out, C_out)")
-    w = _as_4d(w, "w", "(KH, KW, C_in, C_out)")
+    y = as_4d(y, "y", "(N, H_out, W_out, C_out)")
+    w = as_4d(w, "w", "(KH, KW, C_in, C_out)")
     g = transpose_geometry(y.shape, w.shape, stride=stride, padding=padding,
                            dilation=dilation, output_padding=output_padding)
     dtype = result_dtype(y, w)

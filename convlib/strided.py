@@ -25,8 +25,17 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .shapes import (ConvGeometry, conv_geometry, crop, normalize_pair, pad, prepare,
-                     prepare_backward, prepare_transpose)
+from .shapes import (
+    ConvGeometry,
+    as_4d,
+    conv_geometry,
+    crop,
+    normalize_pair,
+    pad,
+    prepare,
+    prepare_backward,
+    prepare_transpose,
+)
 
 
 def windows(x, kernel_size, stride=1, dilation=1):
@@ -60,9 +69,7 @@ def windows(x, kernel_size, stride=1, dilation=1):
     >>> np.shares_memory(v, x)
     True
     """
-    x = np.asarray(x)
-    if x.ndim != 4:
-        raise ValueError(f"x must be a 4-D array (N, H, W, C), got shape {x.shape}")
+    x = as_4d(x, "x", "(N, H, W, C)")
     kh, kw = normalize_pair(kernel_size, "kernel_size")
     g = conv_geometry(x.shape, (kh, kw, x.shape[3], 1), stride=stride, dilation=dilation)
     ### BEGIN SOLUTION
@@ -83,9 +90,7 @@ def dilate(a, stride):
     >>> dilate(np.array([1.0, 2.0, 3.0]).reshape(1, 1, 3, 1), (1, 2))[0, 0, :, 0]
     array([1., 0., 2., 0., 3.])
     """
-    a = np.asarray(a)
-    if a.ndim != 4:
-        raise ValueError(f"a must be a 4-D array (N, H, W, C), got shape {a.shape}")
+    a = as_4d(a, "a", "(N, H, W, C)")
     sh, sw = normalize_pair(stride, "stride")
     ### BEGIN SOLUTION
     n, h, w, c = a.shape

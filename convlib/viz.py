@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .shapes import conv_geometry
+from .shapes import conv_geometry, normalize_pair
 
 PAD_COLOR, INPUT_COLOR, TAP_COLOR, OUT_COLOR = "#d9d9d9", "white", "#f4a261", "#2a9d8f"
 
@@ -51,7 +51,7 @@ def receptive_cells(in_hw, kernel_hw, *, stride=1, padding=0, dilation=1, in_pos
 def dilated_grid(dy, stride):
     """A 2-D dy with ``stride - 1`` zeros between its rows and columns (one channel)."""
     dy = np.asarray(dy)
-    sh, sw = (stride, stride) if np.isscalar(stride) else stride
+    sh, sw = normalize_pair(stride, "stride")
     out = np.zeros(((dy.shape[0] - 1) * sh + 1, (dy.shape[1] - 1) * sw + 1), dtype=dy.dtype)
     out[::sh, ::sw] = dy
     return out
@@ -182,9 +182,9 @@ def dilated_backward(in_hw, kernel_hw, *, stride=2, padding=0, seed=0):
     rng = np.random.default_rng(seed)
     dy = rng.integers(1, 10, g.out_hw).astype(float)
     w = np.arange(1, kernel_hw[0] * kernel_hw[1] + 1, dtype=float).reshape(kernel_hw)
-    (kh, kw), (eh, ew) = g.kernel_hw, g.extra
+    (kh, kw), (extra_h, extra_w) = g.kernel_hw, g.extra
     dilated = dilated_grid(dy, g.stride)
-    full = np.pad(dilated, ((kh - 1, kh - 1 + eh), (kw - 1, kw - 1 + ew)))
+    full = np.pad(dilated, ((kh - 1, kh - 1 + extra_h), (kw - 1, kw - 1 + extra_w)))
     w_rot = w[::-1, ::-1]
     correlated = np.array([[np.sum(full[r:r + kh, c:c + kw] * w_rot)
                             for c in range(g.padded_hw[1])] for r in range(g.padded_hw[0])])
@@ -199,14 +199,15 @@ def dilated_backward(in_hw, kernel_hw, *, stride=2, padding=0, seed=0):
     for r in range(dilated.shape[0]):
         for c in range(dilated.shape[1]):
             frame[r + kh - 1][c + kw - 1] = INPUT_COLOR
-    for r in range(full.shape[0] - eh, full.shape[0]):       # the extra bottom rows
+    for r in range(full.shape[0] - extra_h, full.shape[0]):       # the extra bottom rows
         for c in range(full.shape[1]):
             frame[r][c] = TAP_COLOR
-    for c in range(full.shape[1] - ew, full.shape[1]):
+    for c in range(full.shape[1] - extra_w, full.shape[1]):
         for r in range(full.shape[0]):
             frame[r][c] = TAP_COLOR
     _grid(axes[2], full.shape, frame, full,
-          title=f"pad k−1 = {kh - 1} (+{eh} extra, orange)\nrotated kernel {w_rot.astype(int).tolist()}")
+          title=f"pad k−1 = {kh - 1} (+{extra_h} extra, orange)\n"
+                f"rotated kernel {w_rot.astype(int).tolist()}")
     _outline(axes[2], 0, 0, kh, kw, OUT_COLOR)
     _grid(axes[3], correlated.shape, values=correlated, title="stride-1 windows × rotated kernel")
     (top, _), (left, _) = g.pads
@@ -233,8 +234,13 @@ def explain(in_size, kernel, stride, padding, dilation) -> str:
         f" = ⌊({in_size} + {top} + {bottom} − {span} − 1) / {stride}⌋ + 1 = {g.out_hw[0]}",
         f"rows the floor leaves unread at the bottom: {g.extra[0]}",
         f"forward:  x (N, {in_size}, {in_size}, C_in) → y (N, {g.out_hw[0]}, {g.out_hw[1]}, C_out)",
-        f"backward: dy (N, {g.out_hw[0]}, {g.out_hw[1]}, C_out) → dx (N, {in_size}, {in_size}, C_in),"
+        f"backward: dy (N, {g.out_hw[0]}, {g.out_hw[1]}, C_out)"
+        f" → dx (N, {in_size}, {in_size}, C_in),"
         f" dw ({kernel}, {kernel}, C_in, C_out)"])
+
+
+# The explorer's starting position (the end-to-end test reads it too).
+EXPLORER_START = dict(in_size=7, kernel=3, stride=2, padding=1, dilation=1)
 
 
 def explorer():
@@ -243,13 +249,14 @@ def explorer():
     import ipywidgets as widgets
     from IPython.display import display
 
+    start = EXPLORER_START
     controls = dict(
-        in_size=widgets.IntSlider(7, 1, 12, description="input H=W"),
-        kernel=widgets.IntSlider(3, 1, 5, description="kernel k"),
-        stride=widgets.IntSlider(2, 1, 3, description="stride s"),
-        padding=widgets.Dropdown(options=[0, 1, 2, "valid", "same"], value=1,
+        in_size=widgets.IntSlider(start["in_size"], 1, 12, description="input H=W"),
+        kernel=widgets.IntSlider(start["kernel"], 1, 5, description="kernel k"),
+        stride=widgets.IntSlider(start["stride"], 1, 3, description="stride s"),
+        padding=widgets.Dropdown(options=[0, 1, 2, "valid", "same"], value=start["padding"],
                                  description="padding"),
-        dilation=widgets.IntSlider(1, 1, 3, description="dilation d"),
+        dilation=widgets.IntSlider(start["dilation"], 1, 3, description="dilation d"),
     )
 
     def outputs(in_size, kernel, stride, padding, dilation):

@@ -21,6 +21,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
+from convlib import viz
+
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts" / "e2e"
 
@@ -52,6 +54,11 @@ def write_notebook(dst: Path, sources: list[str]) -> int:
     dst.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, dst)
     return len(sources)
+
+
+def formula(settings: dict) -> str:
+    """The output-size line the explorer shows for these slider settings."""
+    return viz.explain(**settings).splitlines()[0]
 
 
 # --------------------------------------------------------------------------- browser steps
@@ -108,9 +115,10 @@ def cell_errors(driver) -> list[str]:
         text = out.text
         mime = out.get_attribute("data-mime-type") or ""
         if "Error displaying widget" in text or (
-                "Traceback" in text and (mime == "application/vnd.jupyter.stderr"
-                                         or "jp-RenderedText" in (out.get_attribute("class") or "")
-                                         or out.find_elements(By.CSS_SELECTOR, ".jp-RenderedText"))):
+                "Traceback" in text and (
+                    mime == "application/vnd.jupyter.stderr"
+                    or "jp-RenderedText" in (out.get_attribute("class") or "")
+                    or out.find_elements(By.CSS_SELECTOR, ".jp-RenderedText"))):
             errors.append(text)
     return errors
 
@@ -166,22 +174,23 @@ def test_welcome_explorer(lab, driver):
     slider = box.find_elements(By.CSS_SELECTOR, SLIDER)[0]
     assert "input H=W" in slider.text
     readout = slider.find_element(By.CSS_SELECTOR, ".widget-readout")
-    assert readout.text.strip() == "7"
-    assert "= ⌊(7 + 1 + 1 − 2 − 1) / 2⌋ + 1 = 4" in box.text
+    start = viz.EXPLORER_START
+    assert readout.text.strip() == str(start["in_size"])
+    assert formula(start) in box.text
     src_before = picture(box)
     assert src_before.startswith(("data:image/png", "blob:"))
     before = screenshot(driver, box, "before.png")
 
-    # a person's move: focus the slider's handle and press → twice (input 7 → 9)
+    # a person's move: focus the slider's handle and press → twice (input size + 2)
+    moved = {**start, "in_size": start["in_size"] + 2}
     handle = slider.find_element(By.CSS_SELECTOR, ".noUi-handle")
     handle.click()
     handle.send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT)
-    wait_for(driver, lambda d: readout.text.strip() == "9", 10,
+    wait_for(driver, lambda d: readout.text.strip() == str(moved["in_size"]), 10,
              f"the slider did not move (readout {readout.text!r})")
     box = wait_for(driver, lambda d: (b := find_explorer(d, timeout=2))
-                   and picture(b) != src_before and "(9 + 1 + 1" in b.text and b,
+                   and picture(b) != src_before and formula(moved) in b.text and b,
                    30, "the picture did not redraw after the slider moved")
-    assert "= ⌊(9 + 1 + 1 − 2 − 1) / 2⌋ + 1 = 5" in box.text
     after = screenshot(driver, box, "after.png")
     assert after != before
     assert cell_errors(driver) == []

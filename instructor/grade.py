@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import runpy
 import shutil
 import signal
 import subprocess
@@ -73,8 +74,7 @@ class Grade:
 
 
 def load_hidden(path: Path = HIDDEN):
-    namespace = {}
-    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    namespace = runpy.run_path(str(path))
     return namespace["POINTS"], namespace["CASES"], namespace["SEED"]
 
 
@@ -83,57 +83,43 @@ class HiddenTests:
 
     def __init__(self, path: Path = HIDDEN):
         self.points, specs, seed = load_hidden(path)
-        assert set(self.points) == set(exercises.CALLS), "every exercise needs points"
+        assert set(self.points) == set(exercises.TABLE), "every exercise needs points"
         self.cases = make_check_data.make_cases(specs, seed)
-        self.expected, self.bugs = {}, {}
-        for name in self.points:
-            for k, case in enumerate(self.cases):
-                self.expected[name, k], self.bugs[name, k] = \
-                    make_check_data.expected_and_bugs(name, case)
+        self.answers = {(name, k): make_check_data.expected_and_bugs(name, case)
+                        for name in self.points for k, case in enumerate(self.cases)}
 
     @property
     def max_score(self):
         return sum(self.points.values())
 
     def write_inputs(self, path: Path):
-        np.savez(path, **make_check_data.case_arrays(self.cases))
+        np.savez(path, **exercises.case_arrays(self.cases))
 
     def judge(self, name: str, outputs: dict) -> ExerciseResult:
-        """Compare what the student's process returned with the expected values."""
+        """Compare what the student's process returned (exercises.outcome_arrays) with the
+        expected values, with the checks' verdict."""
         result = ExerciseResult(name, self.points[name])
-        passed = 0
+        verdicts = []
         for k, case in enumerate(self.cases):
-            if f"case{k}/error" in outputs:
-                result.lines.append(f"✗ {case.name}: {outputs[f'case{k}/error']}")
-                continue
-            if not any(key.startswith(f"case{k}/") for key in outputs):
-                result.lines.append(f"✗ {case.name}: not run (an earlier case ran out of memory)")
-                continue
-            problems = []
-            for out in exercises.OUTPUTS[name]:
-                got = outputs.get(f"case{k}/{out}")
-                if got is None:
-                    problems.append(f"{out}: missing")
-                    continue
-                ok, error, message = check._compare(got, self.expected[name, k][out],
-                                                    self.bugs[name, k].get(out, {}), case, out)
-                if not ok:
-                    problems.append(f"{out}: {message or 'wrong values'}"
-                                    + (f" (max rel error {error:.1e})" if error is not None else ""))
-            if f"case{k}/modified" in outputs:
-                problems.append(f"modified its input {outputs[f'case{k}/modified']}")
-            if problems:
-                result.lines.append(f"✗ {case.name}: " + "; ".join(problems))
+            got, error, modified = exercises.load_outcome(outputs, k)
+            if error is not None:
+                verdict = check.CaseVerdict(case, raised=error)
+            elif got is None:
+                verdict = check.CaseVerdict(
+                    case, raised="not run (an earlier case ran out of memory)")
             else:
-                passed += 1
-                result.lines.append(f"✓ {case.name}")
-        result.earned = result.points if passed == len(self.cases) else 0
-        hint = check.failure_hint([line.startswith("✓") for line in result.lines], self.cases)
+                verdict = check.judge(exercises.TABLE[name], case, got,
+                                      *self.answers[name, k], modified)
+            verdicts.append(verdict)
+        result.earned = result.points if all(v.ok for v in verdicts) else 0
+        reasons = {v.reason for v in verdicts}
+        if not any(v.ok for v in verdicts) and len(reasons) == 1:   # one message, not seven
+            result.lines = [f"✗ all {len(self.cases)} cases: {reasons.pop()}"]
+        else:
+            result.lines = [v.line() for v in verdicts]
+        hint = check.failure_hint(verdicts)
         if hint:
             result.lines.append(f"hint: {hint}")
-        reasons = {line.split(": ", 1)[-1] for line in result.lines}
-        if passed == 0 and len(reasons) == 1:    # one message, not seven copies of it
-            result.lines = [f"✗ all {len(self.cases)} cases: {reasons.pop()}"]
         return result
 
 
@@ -196,7 +182,7 @@ def copy_package(submission: Path, sandbox: Path):
 
 def _rlimits(limits: Limits) -> str:
     """The resource limits the runner sets on itself, as JSON."""
-    cpu = int(limits.seconds_per_exercise * len(exercises.CALLS)) + 10
+    cpu = int(limits.seconds_per_exercise * len(exercises.TABLE)) + 10
     return json.dumps({"RLIMIT_AS": limits.memory_bytes, "RLIMIT_FSIZE": limits.file_bytes,
                        "RLIMIT_CPU": cpu, "RLIMIT_CORE": 0})
 

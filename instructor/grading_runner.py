@@ -19,6 +19,7 @@ and restart after a crash.
 import errno
 import json
 import resource
+import runpy
 import signal
 import sys
 import traceback
@@ -27,10 +28,7 @@ from types import SimpleNamespace
 
 def _load_trusted(path):
     """The grader's own copy of convlib/exercises.py, outside the student's package."""
-    namespace = {"__name__": "trusted_exercises"}
-    with open(path) as f:
-        exec(compile(f.read(), path, "exec"), namespace)
-    return namespace
+    return SimpleNamespace(**runpy.run_path(path, run_name="trusted_exercises"))
 
 
 def main(limits, sandbox, site_dir, exercises_py, inputs, out_dir, *names):
@@ -41,10 +39,8 @@ def main(limits, sandbox, site_dir, exercises_py, inputs, out_dir, *names):
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     import numpy as np
     trusted = _load_trusted(exercises_py)
-    progress = open(f"{out_dir}/progress", "a", buffering=1)
-
-    data = np.load(inputs, allow_pickle=False)
-    n_cases = len(json.loads(str(data["case_names"])))   # as instructor.make_check_data writes
+    with np.load(inputs, allow_pickle=False) as data:
+        stored = {key: data[key] for key in data.files}
 
     import convlib  # the student's code runs from here on
     from convlib import im2col, loops, nn, pool, shapes, strided, taps
@@ -52,56 +48,60 @@ def main(limits, sandbox, site_dir, exercises_py, inputs, out_dir, *names):
         raise ImportError(f"convlib was imported from {convlib.__file__}, not the submission")
     modules = SimpleNamespace(loops=loops, strided=strided, im2col=im2col, taps=taps,
                               shapes=shapes, pool=pool, nn=nn)
+    with open(f"{out_dir}/progress", "a", buffering=1) as progress:
+        for name in names:
+            print(f"start {name}", file=progress)
+            _run_exercise(trusted, modules, stored, sandbox, out_dir, name)
+            print(f"done {name}", file=progress)
 
-    for name in names:
-        print(f"start {name}", file=progress)
-        results = {}
-        for k in range(n_cases):
-            arrays = {key: data[f"case{k}/{key}"] for key in ("x", "w", "b", "dy")}
-            originals = {key: a.copy() for key, a in arrays.items()}
-            try:
-                hyper = json.loads(str(data[f"case{k}/hyper"]))
-                geometry = shapes.conv_geometry(arrays["x"].shape, arrays["w"].shape, **hyper)
-                case = SimpleNamespace(**arrays, hyper=hyper, geometry=geometry)
-                outputs = tuple(trusted["CALLS"][name](modules, case))
-                out_names = trusted["OUTPUTS"][name]
-                if len(outputs) != len(out_names):
-                    raise ValueError(f"returned {len(outputs)} arrays, expected {len(out_names)}")
-                for out_name, value in zip(out_names, outputs):
-                    value = np.array(value)
-                    if value.dtype == object:    # would need pickle to leave this process
-                        raise TypeError(f"{out_name} is not an array of numbers")
-                    results[f"case{k}/{out_name}"] = value
-            except BaseException as e:  # SystemExit and KeyboardInterrupt included
-                if isinstance(e, NotImplementedError):
-                    message = "not implemented: " + (str(e) or "raise NotImplementedError")
-                elif isinstance(e, MemoryError):
-                    limit = resource.getrlimit(resource.RLIMIT_AS)[0] >> 20
-                    message = f"raised MemoryError: it needed more than the {limit} MB allowed"
-                elif isinstance(e, OSError) and e.errno == errno.EFBIG:
-                    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] >> 20
-                    message = (f"raised OSError: it wrote more than the {limit} MB of output "
-                               "allowed (printing in a loop?)")
-                else:
-                    message = f"raised {type(e).__name__}: {e}"[:500]
-                    tb = traceback.extract_tb(e.__traceback__)
-                    student = [f for f in tb if f.filename.startswith(sandbox)]
-                    if student:
-                        where = student[-1]
-                        message += f" (at {where.filename[len(sandbox) + 1:]}:{where.lineno})"
-                results[f"case{k}/error"] = np.array(message)
-                if isinstance(e, MemoryError):   # the next cases would only thrash again
-                    break
-            modified = [key for key in arrays if not np.array_equal(arrays[key], originals[key])]
-            if modified:
-                results[f"case{k}/modified"] = np.array(", ".join(modified))
+
+def _run_exercise(trusted, modules, stored, sandbox, out_dir, name):
+    import numpy as np
+    exercise = trusted.TABLE[name]
+    cases = trusted.load_cases(stored, modules.shapes)
+    results = {}
+    for k, case in enumerate(cases):
+        originals = {key: a.copy() for key, a in case.arrays.items()}
+        outputs, message = {}, None
         try:
-            np.savez(f"{out_dir}/{name}.npz", **results)
-        except Exception as e:  # e.g. outputs past the file-size limit
-            message = np.array(f"its outputs could not be saved: {type(e).__name__}: {e}"[:500])
-            np.savez(f"{out_dir}/{name}.npz",
-                     **{f"case{k}/error": message for k in range(n_cases)})
-        print(f"done {name}", file=progress)
+            got = tuple(exercise.call(modules, case))
+            if len(got) != len(exercise.outputs):
+                raise ValueError(f"returned {len(got)} arrays, expected "
+                                 f"{len(exercise.outputs)}")
+            for out_name, value in zip(exercise.outputs, got):
+                value = np.array(value)
+                if value.dtype == object:    # would need pickle to leave this process
+                    raise TypeError(f"{out_name} is not an array of numbers")
+                outputs[out_name] = value
+        except BaseException as e:  # SystemExit and KeyboardInterrupt included
+            if isinstance(e, NotImplementedError):
+                message = "not implemented: " + (str(e) or "raise NotImplementedError")
+            elif isinstance(e, MemoryError):
+                limit = resource.getrlimit(resource.RLIMIT_AS)[0] >> 20
+                message = f"raised MemoryError: it needed more than the {limit} MB allowed"
+            elif isinstance(e, OSError) and e.errno == errno.EFBIG:
+                limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] >> 20
+                message = (f"raised OSError: it wrote more than the {limit} MB of output "
+                           "allowed (printing in a loop?)")
+            else:
+                message = f"raised {type(e).__name__}: {e}"[:500]
+                tb = traceback.extract_tb(e.__traceback__)
+                student = [f for f in tb if f.filename.startswith(sandbox)]
+                if student:
+                    where = student[-1]
+                    message += f" (at {where.filename[len(sandbox) + 1:]}:{where.lineno})"
+            outputs = {}
+        modified = [key for key, a in originals.items() if not np.array_equal(case.arrays[key], a)]
+        results.update(trusted.outcome_arrays(k, outputs, message, modified))
+        if isinstance(message, str) and message.startswith("raised MemoryError"):
+            break                        # the next cases would only thrash again
+    try:
+        np.savez(f"{out_dir}/{name}.npz", **results)
+    except Exception as e:  # e.g. outputs past the file-size limit
+        message = f"its outputs could not be saved: {type(e).__name__}: {e}"[:500]
+        np.savez(f"{out_dir}/{name}.npz",
+                 **{key: value for k in range(len(cases))
+                    for key, value in trusted.outcome_arrays(k, error=message).items()})
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ committed file equals what this script produces now.
 from __future__ import annotations
 
 import dataclasses
-import json
 from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
@@ -22,17 +21,29 @@ from convlib import check, exercises, nn, pool, strided
 from convlib.shapes import crop, pad
 
 # name, x shape, w shape, hyper-parameters, dtype[, memory order of x: "F" = Fortran order,
-# a non-contiguous layout that breaks strides computed from the shape]
+# a non-contiguous layout that breaks strides computed from the shape].
+# Decorrelated: the first case is plain (N = 1, stride 1, pad 1, square kernel, float64,
+# C order) and each other case changes one thing, so that when only the cases with one
+# property fail, the check can name that property (check.failure_hint).
 CASES = [
-    ("stride 2, pad 1, height not divisible", (2, 8, 7, 3), (3, 3, 3, 4), dict(stride=2, padding=1), "float64"),
+    ("stride 1, pad 1, 3x3 kernel",
+     (1, 6, 5, 2), (3, 3, 2, 3), dict(stride=1, padding=1), "float64"),
+    ("stride 2, pad 0, a data row and column the floor drops",
+     (1, 8, 6, 2), (3, 3, 2, 3), dict(stride=2, padding=0), "float64"),
+    ("stride (3, 2), pad 1, nothing dropped",
+     (1, 7, 7, 2), (3, 3, 2, 3), dict(stride=(3, 2), padding=1), "float64"),
+    ("N = 2", (2, 6, 5, 2), (3, 3, 2, 3), dict(stride=1, padding=1), "float64"),
+    ("float32", (1, 6, 5, 2), (3, 3, 2, 3), dict(stride=1, padding=1), "float32"),
+    ("Fortran-order x", (1, 6, 5, 2), (3, 3, 2, 3), dict(stride=1, padding=1), "float64", "F"),
     ("pad 0, non-square kernel", (1, 6, 7, 2), (2, 3, 2, 3), dict(stride=1, padding=0), "float64"),
-    ("stride (3, 2), asymmetric pad, Fortran-order x", (2, 9, 8, 2), (3, 2, 2, 2), dict(stride=(3, 2), padding=((1, 0), (0, 2))), "float64", "F"),
-    ("dilation 2, 'same' padding", (1, 7, 6, 2), (3, 3, 2, 2), dict(stride=1, padding="same", dilation=2), "float64"),
-    ("float32, stride 2, pad 0", (2, 7, 9, 3), (3, 3, 3, 2), dict(stride=2, padding=0), "float32"),
+    ("asymmetric pad",
+     (1, 6, 5, 2), (3, 3, 2, 3), dict(stride=1, padding=((1, 0), (2, 1))), "float64"),
+    ("dilation 2, 'same' padding",
+     (1, 7, 6, 2), (3, 3, 2, 3), dict(stride=1, padding="same", dilation=2), "float64"),
 ]
 
 
-def make_cases(specs=CASES, seed=20261124) -> list[check.Case]:
+def make_cases(specs=CASES, seed=20261124) -> list[exercises.Case]:
     """(name, x shape, w shape, hyper, dtype[, order]) specs -> cases with seeded random arrays."""
     rng = np.random.default_rng(seed)
     cases = []
@@ -42,7 +53,7 @@ def make_cases(specs=CASES, seed=20261124) -> list[check.Case]:
         b = rng.standard_normal(ws[3]).astype(dtype)
         g = convlib.shapes.conv_geometry(xs, ws, **hyper)
         dy = rng.standard_normal(g.output_shape).astype(dtype)   # random, never all-ones
-        cases.append(check.Case(name, x, w, b, dy, hyper))
+        cases.append(exercises.Case(name, dict(x=x, w=w, b=b, dy=dy), hyper, convlib.shapes))
     return cases
 
 
@@ -56,7 +67,8 @@ def _unpadded_windows(dy, w, g):
     """Seed 000's bug: the right recipe, but only H windows (not H + top + bottom) and no
     crop. The shape comes out right, the numbers are shifted by the padding."""
     (eh, ew), (h, wd) = g.effective_kernel_hw, g.in_hw
-    full = np.pad(strided.dilate(dy, g.stride), ((0, 0), (eh - 1, eh - 1 + h), (ew - 1, ew - 1 + wd), (0, 0)))
+    full = np.pad(strided.dilate(dy, g.stride),
+                  ((0, 0), (eh - 1, eh - 1 + h), (ew - 1, ew - 1 + wd), (0, 0)))
     cols = strided.windows(full, g.kernel_hw, 1, g.dilation)[:, :h, :wd]
     return np.tensordot(cols, w[::-1, ::-1], axes=([3, 4, 5], [0, 1, 3]))
 
@@ -187,15 +199,16 @@ def bug_outputs(exercise, case):
     if exercise == "train_step":
         with mock.patch.object(nn.SGD, "step", lambda self: None):
             bugs = {name: {"no_update": value} for name, value in
-                    zip(("losses", "w"), check.EXERCISES[exercise].run(case))}
+                    zip(("losses", "w"), exercises.TABLE[exercise].call(check.MODULES, case))}
     return bugs
 
 
 def expected_and_bugs(name, case) -> tuple[dict, dict]:
     """The reference outputs {output: array} of one exercise on one case, and the outputs of
     the classic bugs {output: {bug: array}} that this case can tell apart from them."""
-    ex = check.EXERCISES[name]
-    expected = {out: np.ascontiguousarray(value) for out, value in zip(ex.outputs, ex.run(case))}
+    ex = exercises.TABLE[name]
+    expected = {out: np.ascontiguousarray(value)
+                for out, value in zip(ex.outputs, ex.call(check.MODULES, case))}
     bugs = {}
     for out, candidates in bug_outputs(name, case).items():
         want = expected[out]
@@ -204,29 +217,13 @@ def expected_and_bugs(name, case) -> tuple[dict, dict]:
     return expected, bugs
 
 
-def case_arrays(cases) -> dict:
-    """The cases as a flat {key: array} for np.savez, read back by convlib.check.load_cases
-    (and by instructor/grading_runner.py)."""
-    arrays = {"case_names": np.array(json.dumps([c.name for c in cases]))}
-    for k, case in enumerate(cases):
-        for key in ("x", "w", "b", "dy"):
-            arrays[f"case{k}/{key}"] = getattr(case, key)
-        arrays[f"case{k}/hyper"] = np.array(json.dumps(case.hyper))
-    return arrays
-
-
 def build(cases=None) -> dict:
     """Everything convlib.check needs, as a flat {key: array} for np.savez."""
     cases = make_cases() if cases is None else cases
-    arrays = case_arrays(cases)
+    arrays = exercises.case_arrays(cases)
     for k, case in enumerate(cases):
-        for name in check.EXERCISES:
-            expected, bugs = expected_and_bugs(name, case)
-            for out, value in expected.items():
-                arrays[f"expected/{name}/{k}/{out}"] = value
-            for out, by_bug in bugs.items():
-                for bug, value in by_bug.items():
-                    arrays[f"bug/{name}/{k}/{out}/{bug}"] = value
+        for name in exercises.TABLE:
+            arrays.update(exercises.answer_arrays(name, k, *expected_and_bugs(name, case)))
     return arrays
 
 

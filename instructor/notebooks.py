@@ -1,6 +1,7 @@
 """Build the course notebooks from their sources, and check that they are stored executed.
 
-Sources live in ``notebooks/src/NN_name.py`` in the "percent" format (reviewable diffs)::
+Sources live in ``notebooks/src/NN_name.py`` in jupytext's "percent" format (reviewable
+diffs; jupytext, in the course environment, also opens them as notebooks)::
 
     # %% [markdown]
     # # A title
@@ -17,57 +18,28 @@ its source, that every code cell was executed, and that execution counts run 1, 
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import sys
 from pathlib import Path
 
+import jupytext
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 SOURCES = NOTEBOOKS / "src"
-CELL = re.compile(r"^# %%(?P<md> \[markdown\])?(?: tags=(?P<tags>\[.*\]))?\s*$")
 KERNEL = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
 
-def parse(source: str) -> list:
-    """Percent-format text -> list of nbformat cells."""
-    cells, kind, tags, lines = [], None, [], []
-
-    def flush():
-        text = "\n".join(lines).strip("\n")
-        if kind is None:
-            return
-        if kind == "markdown":
-            text = "\n".join(re.sub(r"^# ?", "", ln) for ln in text.splitlines())
-            cell = nbformat.v4.new_markdown_cell(text)
-        else:
-            cell = nbformat.v4.new_code_cell(text)
-        if tags:
-            cell.metadata["tags"] = tags
-        cells.append(cell)
-
-    for line in source.splitlines():
-        m = CELL.match(line)
-        if m:
-            flush()
-            kind = "markdown" if m.group("md") else "code"
-            tags = json.loads(m.group("tags")) if m.group("tags") else []
-            lines = []
-        elif kind is not None:
-            lines.append(line)
-    flush()
-    return cells
-
-
 def from_source(src: Path):
-    nb = nbformat.v4.new_notebook(cells=parse(src.read_text(encoding="utf-8")))
-    nb.metadata["kernelspec"] = KERNEL
-    nb.metadata["language_info"] = {"name": "python"}
-    # cell ids derived from position, so rebuilding does not churn the diff
+    """A percent-format source -> an unexecuted notebook, read by jupytext (a magic is
+    written ``# %matplotlib inline`` in the source, so the source is valid Python)."""
+    nb = jupytext.read(src, fmt="py:percent")
+    nb.metadata = nbformat.from_dict({"kernelspec": KERNEL, "language_info": {"name": "python"}})
     for k, cell in enumerate(nb.cells):
-        cell.id = f"c{k:03d}"
+        # only the tags matter (nbval's); jupytext's layout hints would churn the diff
+        cell.metadata = nbformat.from_dict({key: value for key, value in cell.metadata.items()
+                                            if key == "tags"})
+        cell.id = f"c{k:03d}"        # derived from position, so rebuilding does not churn
     return nb
 
 

@@ -27,51 +27,36 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
+from convlib import exercises
+
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = Path(__file__).with_name("student_template")
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-REGION = re.compile(rf"^(?P<indent>[ \t]*){re.escape(BEGIN)}[^\n]*\n.*?^[ \t]*{re.escape(END)}[^\n]*\n",
-                    re.S | re.M)
-DEF = re.compile(r"^[ \t]*def (\w+)\(", re.M)
+REGION = re.compile(rf"^(?P<indent>[ \t]*){re.escape(BEGIN)}[^\n]*\n"
+                    rf".*?^[ \t]*{re.escape(END)}[^\n]*\n", re.S | re.M)
+DEF = re.compile(r"^(?P<indent>[ \t]*)def (?P<name>\w+)\(", re.M)
+CLASS = re.compile(r"^class (\w+)\b", re.M)
 
 # Which notebook teaches each exercise function: the stub's message points there.
-NOTEBOOK_FOR = {
-    "loops.window_slices": "02_forward_loops",
-    "loops.conv2d": "02_forward_loops",
-    "loops.conv2d_backward": "03_backward_loops",
-    "strided.windows": "04_stride_tricks",
-    "strided.conv2d": "05_vectorized_forward",
-    "im2col.im2col": "05_vectorized_forward",
-    "im2col.conv2d": "05_vectorized_forward",
-    "strided.weight_gradients": "06_backward_weights",
-    "im2col.col2im": "07_backward_input_stride1",
-    "im2col.conv2d_backward": "07_backward_input_stride1",
-    "strided.dilate": "08_dilated_backward",
-    "strided.input_gradient": "08_dilated_backward",
-    "strided.conv_transpose2d": "08_dilated_backward",
-    "taps.conv2d": "10_performance",
-    "taps.conv2d_backward": "10_performance",
-    "pool.max_pool2d": "11_pooling",
-    "pool.max_pool2d_backward": "11_pooling",
-    "pool.avg_pool2d": "11_pooling",
-    "pool.avg_pool2d_backward": "11_pooling",
-    "nn.forward": "12_capstone",
-    "nn.backward": "12_capstone",
-    "nn.train_step": "12_capstone",
-}
-PUBLIC_TESTS = ["conftest.py", "test_agreement.py", "test_api.py", "test_docstrings.py",
-                "test_gradcheck.py", "test_taps.py", "test_torch_golden.py", "test_viz.py",
-                "test_pool.py", "test_nn.py", "golden/torch_cases.npz",
-                "golden/torch_pool_cases.npz"]
+NOTEBOOK_FOR = {f"{ex.module}.{function}": ex.notebook
+                for ex in exercises.TABLE.values() for function in ex.functions}
+PUBLIC_TESTS = ["conftest.py", "strategies.py", "test_agreement.py", "test_api.py",
+                "test_docstrings.py", "test_dispatch.py", "test_gradcheck.py", "test_taps.py",
+                "test_torch_golden.py", "test_viz.py", "test_pool.py", "test_nn.py",
+                "golden/torch_cases.npz", "golden/torch_pool_cases.npz"]
 TOP_FILES = ["pyproject.toml", "environment.yml"]
 
 
 def strip_solutions(text: str, stub) -> str:
     """Replace each solution region by ``raise NotImplementedError(stub(function))``,
-    indented like the region; ``function`` is the name of the def the region sits in."""
+    indented like the region; ``function`` is the name of the def the region sits in
+    (``Class.method`` for a method)."""
     def replace(match):
-        defs = DEF.findall(text, 0, match.start())
-        function = defs[-1] if defs else "?"
+        defs = list(DEF.finditer(text, 0, match.start()))
+        function = defs[-1]["name"] if defs else "?"
+        if defs and defs[-1]["indent"]:
+            classes = CLASS.findall(text, 0, defs[-1].start())
+            function = f"{classes[-1]}.{function}" if classes else function
         return f"{match['indent']}raise NotImplementedError({stub(function)!r})\n"
     stripped = REGION.sub(replace, text)
     if BEGIN in stripped or END in stripped:
@@ -110,7 +95,7 @@ def release_notebook(source: Path):
 
 def build(out: Path = ROOT / "dist" / "student") -> Path:
     """Write the release to ``out`` (replacing it) and ``out`` + '.zip'. -> the zip's path."""
-    from instructor import make_check_data   # needs the full solution: import only here
+    from instructor import make_check_data  # needs the full solution: import only here
 
     if out.exists():
         shutil.rmtree(out)

@@ -64,7 +64,8 @@ BUGS = {
         "strided", "(ew - 1, ew - 1 + extra[1])", "g.pads[1]"),
     "strides_from_shape": lambda f: patch(
         f, "strided", "    s_n, s_h, s_w, s_c = x.strides\n",
-        "    s_c = x.itemsize; s_w = x.shape[3] * s_c; s_h = x.shape[2] * s_w; s_n = x.shape[1] * s_h\n"),
+        "    s_c = x.itemsize; s_w = x.shape[3] * s_c; s_h = x.shape[2] * s_w; "
+        "s_n = x.shape[1] * s_h\n"),
     "writeable_windows": lambda f: patch(
         f, "strided", "strides=strides, writeable=False)", "strides=strides)"),
     "swapped_kernel_axes": lambda f: patch(

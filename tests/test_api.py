@@ -1,15 +1,17 @@
 """The pinned API's promises: validation messages, dtypes, no mutation, any memory layout."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
+from strategies import conv_cases, tolerance
 
 import convlib
-from conftest import conv_cases, tolerance
 
 MODULES = {**convlib.implementations, "dispatch": convlib}
 rng = np.random.default_rng(0)
-X, W, B = rng.standard_normal((2, 6, 5, 3)), rng.standard_normal((3, 2, 3, 4)), rng.standard_normal(4)
+X, W, B = (rng.standard_normal((2, 6, 5, 3)), rng.standard_normal((3, 2, 3, 4)),
+           rng.standard_normal(4))
 DY = rng.standard_normal((2, 4, 4, 4))          # output shape for stride 1, padding 0
 
 BAD_FORWARD = [  # (kwargs overriding a good call, message fragment)
@@ -41,7 +43,8 @@ def test_bad_forward_input_raises_a_clear_value_error(module, override, message)
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 @pytest.mark.parametrize("override, message", [
-    (dict(dy=DY[:, :3]), r"dy must have the forward output's shape .* \(2, 4, 4, 4\), got \(2, 3, 4, 4\)"),
+    (dict(dy=DY[:, :3]),
+     r"dy must have the forward output's shape .* \(2, 4, 4, 4\), got \(2, 3, 4, 4\)"),
     (dict(dy=DY[0]), r"dy must be a 4-D array \(N, H_out, W_out, C_out\)"),
     (dict(stride=2), r"dy must have the forward output's shape .* \(2, 2, 2, 4\)"),
     (dict(w=W[:, :, :1]), r"channel mismatch"),
@@ -54,7 +57,8 @@ def test_bad_backward_input_raises_a_clear_value_error(module, override, message
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: convlib.conv_transpose2d(DY, W, stride=2, output_padding=2), r"output_padding must be smaller"),
+    (lambda: convlib.conv_transpose2d(DY, W, stride=2, output_padding=2),
+     r"output_padding must be smaller"),
     (lambda: convlib.conv_transpose2d(DY, W[..., :2]), r"channel mismatch: y has C_out=4"),
     (lambda: convlib.conv_transpose2d(DY, W, padding="same"), r"'same' is ambiguous"),
     (lambda: convlib.conv_transpose2d(DY[:, :1, :1], W, padding=3), r"padding 3 is too large"),
@@ -87,7 +91,8 @@ def test_inputs_are_never_modified(module, case):
 
 
 def _layouts(a):
-    """The same values in other memory layouts: Fortran order, a transposed view, reversed strides."""
+    """The same values in other memory layouts: Fortran order, a transposed view, reversed
+    strides."""
     yield np.asfortranarray(a)
     yield np.ascontiguousarray(a.transpose(3, 2, 1, 0)).transpose(3, 2, 1, 0)
     yield np.ascontiguousarray(a[::-1, ::-1])[::-1, ::-1]
@@ -103,7 +108,8 @@ def test_non_contiguous_inputs_give_the_same_result(module, case):
     want_y = m.conv2d(case.x, case.w, case.b, **case.hyper)
     want_grads = m.conv2d_backward(case.dy, case.x, case.w, **case.hyper)
     for x, w, dy in zip(_layouts(case.x), _layouts(case.w), _layouts(case.dy)):
-        np.testing.assert_allclose(m.conv2d(x, w, case.b, **case.hyper), want_y, **tolerance(x.dtype))
+        np.testing.assert_allclose(m.conv2d(x, w, case.b, **case.hyper), want_y,
+                                   **tolerance(x.dtype))
         for got, want in zip(m.conv2d_backward(dy, x, w, **case.hyper), want_grads):
             np.testing.assert_allclose(got, want, **tolerance(x.dtype))
 

@@ -5,10 +5,11 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from convlib import check, loops, nn, pool, shapes, strided
+from convlib import check, exercises, im2col, loops, nn, pool, shapes, strided
 from instructor import make_check_data
 
 N_CASES = len(make_check_data.CASES)
+CASES = check.exercises.load_cases(np.load(check.DATA), shapes)
 
 
 def test_stored_data_is_what_the_reference_produces():
@@ -26,8 +27,8 @@ def test_stored_data_is_what_the_reference_produces():
 
 
 def test_cases_cover_what_students_get_wrong():
-    cases = check.load_cases()
-    assert any(c.strided and any(c.geometry.extra) for c in cases)      # floor drops rows
+    cases = CASES
+    assert any(c.geometry.stride != (1, 1) and any(c.geometry.extra) for c in cases)
     assert any(c.geometry.pads == ((0, 0), (0, 0)) for c in cases)      # pad 0
     assert any(c.geometry.kernel_hw[0] != c.geometry.kernel_hw[1] for c in cases)
     assert any(c.geometry.dilation != (1, 1) for c in cases)
@@ -36,7 +37,18 @@ def test_cases_cover_what_students_get_wrong():
     assert any(not c.x.flags.c_contiguous for c in cases)               # strides, not shape
 
 
-@pytest.mark.parametrize("name", sorted(check.EXERCISES))
+def test_each_property_singles_out_its_own_cases():
+    """Decorrelated cases: a property's failing cases are not another property's, so a hint
+    can name it (check.failure_hint)."""
+    properties = [check.case_properties(c) for c in CASES]
+    columns = {name: tuple(p[name] for p in properties) for name in properties[0]}
+    for name in check.HINTS:
+        others = [other for other, col in columns.items() if other != name]
+        assert any(columns[name]) and not all(columns[name]), name
+        assert all(columns[other] != columns[name] for other in others), name
+
+
+@pytest.mark.parametrize("name", sorted(exercises.TABLE))
 def test_reference_passes_every_case(name, capsys):
     summary = check.run(name)
     out = capsys.readouterr().out
@@ -45,21 +57,25 @@ def test_reference_passes_every_case(name, capsys):
     assert "max rel error" in out
 
 
-@pytest.mark.parametrize("name", sorted(check.EXERCISES))
+@pytest.mark.parametrize("name", sorted(exercises.TABLE))
 def test_unimplemented_exercise_is_reported_not_raised(name, capsys):
     def stub(*args, **kwargs):
         raise NotImplementedError
-    module_name = check.EXERCISES[name].where.split("/")[1][:-3]
-    module = {"loops": loops, "strided": strided, "im2col": check.im2col, "taps": check.taps,
-              "pool": pool, "nn": nn}[module_name]
-    function = check.EXERCISES[name].function.split("()")[0].split()[-1]   # "Conv2D.forward"
-    *owner, attribute = function.split(".")
-    target = getattr(module, owner[0]) if owner else module
-    with mock.patch.object(target, attribute, stub):
+    ex = exercises.TABLE[name]
+    owner = getattr(check.MODULES, ex.module)
+    *classes, function = ex.functions[-1].split(".")          # "Conv2D.backward": a method
+    for cls in classes:
+        owner = getattr(owner, cls)
+    with mock.patch.object(owner, function, stub):
         summary = check.run(name)
     out = capsys.readouterr().out
     assert not summary["implemented"]
-    assert f"not implemented yet: open {check.EXERCISES[name].where}" in out
+    assert f"not implemented yet: open {ex.where} and fill in {ex.title}" in out
+
+
+def test_every_exercise_has_a_check_function():
+    for name, ex in exercises.TABLE.items():
+        assert getattr(check, name).__doc__ == f"Check {ex.title} in {ex.where} and print a report."
 
 
 def _missing_stride(i, j, g):
@@ -98,7 +114,7 @@ SEEDED_BUGS = [  # (exercise, patch target, replacement, words the report must c
     ("input_gradient", (strided, "dilate"), lambda a, stride: a, "not dilated"),
     ("input_gradient", (strided, "input_gradient"),
      lambda dy, w, g: _input_gradient(dy, w[::-1, ::-1], g), "not rotated"),
-    ("im2col_forward", (check.im2col, "conv2d"),
+    ("im2col_forward", (im2col, "conv2d"),
      lambda x, w, b=None, **h: strided.conv2d(x, w.transpose(1, 0, 2, 3), b, **h),
      "kernel axes (KH, KW) are swapped"),
     ("input_gradient", (strided, "input_gradient"),   # seed 000's bug: the unpadded height
@@ -117,7 +133,7 @@ SEEDED_BUGS = [  # (exercise, patch target, replacement, words the report must c
                                                    _windows(x, *a).strides),
      "must be read-only"),
     ("strided_forward", (strided, "conv2d"),      # H and W swapped in the output
-     lambda x, w, b=None, **h: np.transpose(check.im2col.conv2d(x, w, b, **h), (0, 2, 1, 3)),
+     lambda x, w, b=None, **h: np.transpose(im2col.conv2d(x, w, b, **h), (0, 2, 1, 3)),
      "axes are in the wrong order"),
 ]
 

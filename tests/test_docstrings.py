@@ -17,9 +17,20 @@ def test_docstring_examples(module):
     assert result.failed == 0
 
 
-def test_every_public_function_states_its_shapes():
-    """CS231n style: each conv function's docstring names its input and output shapes."""
-    for module in convlib.implementations.values():
-        for name in ("conv2d", "conv2d_backward"):
-            doc = getattr(module, name).__doc__ or ""
-            assert "(N, H_out, W_out, C_out)" in doc, f"{module.__name__}.{name}"
+SHAPES = {
+    "conv2d": ["x (N, H, W, C_in)", "w (KH, KW, C_in, C_out)", "b (C_out,)",
+               "-> y (N, H_out, W_out, C_out)"],
+    "conv2d_backward": ["dy (N, H_out, W_out, C_out)", "x (N, H, W, C_in)",
+                        "w (KH, KW, C_in, C_out)", "-> dx (N, H, W, C_in)",
+                        "dw (KH, KW, C_in, C_out)", "db (C_out,)"],
+}
+
+
+@pytest.mark.parametrize("module", [*convlib.implementations.values(), convlib.dispatch],
+                         ids=lambda m: m.__name__)
+@pytest.mark.parametrize("function", sorted(SHAPES))
+def test_every_public_function_states_its_shapes(module, function):
+    """CS231n style: each conv function's docstring names every input's and output's shape."""
+    doc = " ".join((getattr(module, function).__doc__ or "").split())
+    missing = [shape for shape in SHAPES[function] if shape not in doc]
+    assert not missing, f"{module.__name__}.{function} does not state {missing}"

@@ -23,7 +23,8 @@ def test_backward_matches_finite_differences(impl, x_shape, w_shape, hyper):
     from convlib.shapes import conv_geometry
     assert any(conv_geometry(x_shape, w_shape, **hyper).extra), "case must exercise the remainder"
     rng = np.random.default_rng(7)
-    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[3])
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[3])
     module = convlib.implementations[impl]
     errors = check_conv2d_backward(module.conv2d, module.conv2d_backward, x, w, b, seed=3, **hyper)
     assert max(errors.values()) < 1e-8, errors

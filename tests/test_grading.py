@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from convlib import exercises
 from instructor import grade
 from instructor.sample_submissions import BUGS, append, patch, solution, stubs
 
@@ -44,13 +45,15 @@ ATTACKS = {
                                       "    while True:\n        pass\n"),
                       {"dilate", "input_gradient", "conv_transpose2d"}, "time limit"),
     "memory_bomb": (lambda f: patch(f, "taps", "    (hq, wq), taps = _phase_grid(g)\n",
-                                    "    hog = []\n    while True:\n        hog.append(bytearray(50_000_000))\n",
+                                    "    hog = []\n    while True:\n"
+                                    "        hog.append(bytearray(50_000_000))\n",
                                     2), {"taps"}, "MemoryError"),
     "sys_exit": (lambda f: patch(f, "loops", "    x_pad = pad(x, g)\n    y = np.zeros",
                                  "    import sys; sys.exit(0)\n    y = np.zeros"),
                  {"loops_forward"}, "SystemExit"),
     "os_exit": (lambda f: patch(f, "im2col", "    dy2d = dy.reshape(-1, g.out_channels)  ",
-                                "    import os; os._exit(0)\n    dy2d = dy.reshape(-1, g.out_channels)  "),
+                                "    import os; os._exit(0)\n"
+                                "    dy2d = dy.reshape(-1, g.out_channels)  "),
                 {"im2col_backward"}, "exited with status 0"),
     "print_flood": (lambda f: patch(f, "strided", "    return input_gradient(y, w, g)\n",
                                     "    for _ in range(10_000):\n        print('x' * 10_000)\n"
@@ -98,6 +101,10 @@ def graded(tmp_path_factory):
     limits = grade.Limits(seconds_per_exercise=4, memory_bytes=1 << 30, file_bytes=1 << 20)
     grades = grade.grade_all(submissions, out, jobs=2, limits=limits, log=lines.append)
     return {g.student: g for g in grades}, out, lines
+
+
+def test_every_exercise_has_points_and_every_point_an_exercise():
+    assert list(POINTS) == list(exercises.TABLE)
 
 
 def lost(g):

@@ -4,10 +4,10 @@ import tracemalloc
 import numpy as np
 import pytest
 from hypothesis import given
+from strategies import conv_cases
 
 import convlib
 from convlib import taps
-from conftest import conv_cases
 
 
 @given(case=conv_cases())
@@ -56,14 +56,3 @@ def test_no_temporary_larger_than_input_plus_output(stride, dtype):
     assert forward <= 2 * in_plus_out, (forward, in_plus_out)
     assert backward <= 2 * in_plus_out, (backward, in_plus_out)
     assert im2col > forward                       # what the fast path saves
-
-
-def test_dispatcher_rule():
-    """Stride 1 with enough channels goes to taps; stride > 1 to im2col (see dispatch.py)."""
-    from convlib.dispatch import TAPS_MIN_CHANNELS, choose
-    wide, narrow = (1, 8, 8, TAPS_MIN_CHANNELS), (1, 8, 8, 3)
-    assert choose(wide, None, stride=1) is taps
-    assert choose(narrow, None, stride=1) is convlib.im2col
-    assert choose(narrow, None, stride=1, backward=True) is taps
-    assert choose(wide, None, stride=(1, 2)) is convlib.im2col
-    assert choose(wide, None, stride=2, backward=True) is convlib.im2col

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from strategies import tolerance
 
 import convlib
-from conftest import tolerance
 
 GOLDEN = np.load(Path(__file__).with_name("golden") / "torch_cases.npz")
 CONV = sorted({k.split("/")[0] for k in GOLDEN.files if k.startswith("conv")})
@@ -40,7 +40,8 @@ def test_conv2d_forward_and_backward_match_pytorch(impl, name):
     y = module.conv2d(a["x"], a["w"], a["b"], **hyper)
     assert y.dtype == a["x"].dtype
     np.testing.assert_allclose(y, a["y"], **tol)
-    for got, key in zip(module.conv2d_backward(a["dy"], a["x"], a["w"], **hyper), ("dx", "dw", "db")):
+    grads = module.conv2d_backward(a["dy"], a["x"], a["w"], **hyper)
+    for got, key in zip(grads, ("dx", "dw", "db")):
         assert got.dtype == a["x"].dtype, key
         np.testing.assert_allclose(got, a[key], err_msg=key, **tol)
 

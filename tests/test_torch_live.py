@@ -7,15 +7,17 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import conv_cases, tolerance
 
 import convlib
-from conftest import conv_cases, tolerance
 
 if os.environ.get("CI"):
     import torch  # fails loudly in CI when torch is missing
 else:
-    torch = pytest.importorskip("torch", reason="the live oracle needs torch==2.13.0 (CI installs it)")
+    torch = pytest.importorskip("torch",
+                                reason="the live oracle needs torch==2.13.0 (CI installs it)")
 import torch_oracle  # noqa: E402
 
 pytestmark = pytest.mark.torch

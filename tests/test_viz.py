@@ -1,7 +1,8 @@
 """The figures draw what convlib computes: their geometry helpers against the exercises."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
 import convlib

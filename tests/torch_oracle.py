@@ -20,7 +20,8 @@ torch.backends.mkldnn.enabled = False
 
 
 def explicit_pads(padding, in_hw, kernel_hw, stride, dilation):
-    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)
+    def pair(v):
+        return (v, v) if isinstance(v, int) else tuple(v)
     stride, dilation = pair(stride), pair(dilation)
     if padding == "valid":
         return ((0, 0), (0, 0))

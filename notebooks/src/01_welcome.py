@@ -44,9 +44,9 @@
 # (finite-difference gradient checks, notebook 3).
 
 # %%
-%matplotlib inline
-%load_ext autoreload
-%autoreload 2
+# %matplotlib inline
+# %load_ext autoreload
+# %autoreload 2
 import numpy as np
 
 from convlib import shapes, viz

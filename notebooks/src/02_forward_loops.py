@@ -14,9 +14,9 @@
 # 4. write the quadruple loop, and implement it in `convlib/loops.py`.
 
 # %%
-%matplotlib inline
-%load_ext autoreload
-%autoreload 2
+# %matplotlib inline
+# %load_ext autoreload
+# %autoreload 2
 import numpy as np
 
 from convlib import check, gradcheck, shapes, viz

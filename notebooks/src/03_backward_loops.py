@@ -14,9 +14,9 @@
 # 4. implement `conv2d_backward` in `convlib/loops.py`.
 
 # %%
-%matplotlib inline
-%load_ext autoreload
-%autoreload 2
+# %matplotlib inline
+# %load_ext autoreload
+# %autoreload 2
 import numpy as np
 
 from convlib import check, gradcheck, shapes

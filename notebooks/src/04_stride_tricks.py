@@ -17,9 +17,9 @@
 #    `convlib/strided.py: windows`.
 
 # %%
-%matplotlib inline
-%load_ext autoreload
-%autoreload 2
+# %matplotlib inline
+# %load_ext autoreload
+# %autoreload 2
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 

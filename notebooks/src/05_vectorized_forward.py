@@ -15,9 +15,9 @@
 # 4. implement `convlib/strided.py: conv2d` and `convlib/im2col.py: im2col, conv2d`.
 
 # %%
-%matplotlib inline
-%load_ext autoreload
-%autoreload 2
+# %matplotlib inline
+# %load_ext autoreload
+# %autoreload 2
 import time
 
 import matplotlib.pyplot as plt

@@ -15,9 +15,9 @@
 # 4. implement `convlib/im2col.py: col2im` and `conv2d_backward`.
 
 # %%
-%load_ext autoreload
-%autoreload 2
-%matplotlib inline
+# %load_ext autoreload
+# %autoreload 2
+# %matplotlib inline
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 

@@ -22,9 +22,9 @@
 # 5. implement `convlib/strided.py: dilate`, `input_gradient`, `conv_transpose2d`.
 
 # %%
-%load_ext autoreload
-%autoreload 2
-%matplotlib inline
+# %load_ext autoreload
+# %autoreload 2
+# %matplotlib inline
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 

@@ -26,9 +26,9 @@
 # 5. read `np.allclose`'s defaults and know when `atol` bites.
 
 # %%
-%load_ext autoreload
-%autoreload 2
-%matplotlib inline
+# %load_ext autoreload
+# %autoreload 2
+# %matplotlib inline
 import math
 from fractions import Fraction
 

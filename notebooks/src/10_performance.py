@@ -19,9 +19,9 @@
 # marked so that the automated tests ignore their output. Run them yourself.
 
 # %%
-%load_ext autoreload
-%autoreload 2
-%matplotlib inline
+# %load_ext autoreload
+# %autoreload 2
+# %matplotlib inline
 import importlib.util
 import time
 import tracemalloc
@@ -275,7 +275,7 @@ plt.show()
 #   crop.
 
 # %%
-check.taps_forward_backward()
+check.taps()
 
 # %% [markdown]
 # **Summary.** Vectorizing buys two to three orders of magnitude over the loops. Among the

@@ -28,21 +28,29 @@ CONV_CASES = [
     ((2, 7, 7, 3), (3, 3, 3, 4), dict(stride=2, padding=1, dilation=1), "float64"),  # (7+2-3)%2=0
     ((2, 8, 6, 3), (3, 3, 3, 2), dict(stride=2, padding=1, dilation=1), "float64"),  # 8+2-3 odd
     ((1, 9, 10, 2), (3, 2, 2, 3), dict(stride=(3, 2), padding=0, dilation=1), "float64"),
-    ((2, 6, 5, 2), (2, 3, 2, 2), dict(stride=(2, 1), padding=((1, 0), (2, 1)), dilation=1), "float64"),
+    ((2, 6, 5, 2), (2, 3, 2, 2),
+     dict(stride=(2, 1), padding=((1, 0), (2, 1)), dilation=1), "float64"),
     ((1, 9, 8, 2), (3, 3, 2, 2), dict(stride=2, padding=2, dilation=2), "float64"),
     ((2, 7, 9, 3), (3, 3, 3, 4), dict(stride=2, padding="same", dilation=1), "float64"),
     ((1, 6, 7, 2), (4, 2, 2, 3), dict(stride=1, padding="same", dilation=(1, 2)), "float64"),
     ((2, 5, 4, 3), (1, 1, 3, 5), dict(stride=2, padding="valid", dilation=1), "float64"),
-    ((1, 3, 4, 2), (5, 6, 2, 2), dict(stride=1, padding=(1, 1), dilation=1), "float64"),  # kernel = padded input
-    ((2, 10, 10, 3), (5, 5, 3, 4), dict(stride=1, padding=2, dilation=1), "float64"),  # seed 002's layer, small
+    # kernel = padded input
+    ((1, 3, 4, 2), (5, 6, 2, 2), dict(stride=1, padding=(1, 1), dilation=1), "float64"),
+    # seed 002's layer, small
+    ((2, 10, 10, 3), (5, 5, 3, 4), dict(stride=1, padding=2, dilation=1), "float64"),
     ((2, 8, 7, 3), (3, 3, 3, 4), dict(stride=2, padding=1, dilation=1), "float32"),
-    ((1, 9, 9, 2), (2, 2, 2, 3), dict(stride=(3, 2), padding=((0, 2), (1, 0)), dilation=(2, 1)), "float32"),
+    ((1, 9, 9, 2), (2, 2, 2, 3),
+     dict(stride=(3, 2), padding=((0, 2), (1, 0)), dilation=(2, 1)), "float32"),
 ]
 TRANSPOSE_CASES = [
-    ((2, 4, 3, 4), (3, 3, 2, 4), dict(stride=2, padding=1, dilation=1, output_padding=1), "float64"),
-    ((1, 3, 5, 2), (2, 3, 3, 2), dict(stride=(3, 2), padding=(0, 1), dilation=1, output_padding=(2, 0)), "float64"),
-    ((1, 4, 4, 3), (3, 2, 2, 3), dict(stride=1, padding=2, dilation=2, output_padding=1), "float64"),
-    ((2, 3, 3, 2), (3, 3, 3, 2), dict(stride=2, padding=0, dilation=1, output_padding=0), "float32"),
+    ((2, 4, 3, 4), (3, 3, 2, 4),
+     dict(stride=2, padding=1, dilation=1, output_padding=1), "float64"),
+    ((1, 3, 5, 2), (2, 3, 3, 2),
+     dict(stride=(3, 2), padding=(0, 1), dilation=1, output_padding=(2, 0)), "float64"),
+    ((1, 4, 4, 3), (3, 2, 2, 3),
+     dict(stride=1, padding=2, dilation=2, output_padding=1), "float64"),
+    ((2, 3, 3, 2), (3, 3, 3, 2),
+     dict(stride=2, padding=0, dilation=1, output_padding=0), "float32"),
 ]
 
 # (op, x shape, keyword arguments, dtype, integer-valued x: ties)
