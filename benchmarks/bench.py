@@ -21,6 +21,7 @@ import statistics
 import sys
 import time
 import tracemalloc
+from functools import partial
 
 import numpy as np
 
@@ -174,8 +175,8 @@ def bench_pooling(repeats, rng):
         print(f"\npooling: {name}, float32")
         for op in ("max", "avg"):
             fwd, bwd = getattr(pool, f"{op}_pool2d"), getattr(pool, f"{op}_pool2d_backward")
-            ours = (median_time(lambda: fwd(x, k, stride), repeats),
-                    median_time(lambda: bwd(dy, x, k, stride), repeats))
+            ours = (median_time(partial(fwd, x, k, stride), repeats),
+                    median_time(partial(bwd, dy, x, k, stride), repeats))
             line = f"  {op}  convlib fwd {ours[0] * 1e3:7.2f} ms  bwd {ours[1] * 1e3:7.2f} ms"
             if have_torch:
                 import torch
@@ -183,9 +184,9 @@ def bench_pooling(repeats, rng):
                 xt = torch.tensor(x.transpose(0, 3, 1, 2).copy(), requires_grad=True)
                 dyt = torch.tensor(dy.transpose(0, 3, 1, 2).copy())
                 yt = f(xt, k, stride)
-                theirs = (median_time(lambda: f(xt, k, stride), repeats),
-                          median_time(lambda: torch.autograd.grad(yt, xt, dyt, retain_graph=True),
-                                      repeats))
+                theirs = (median_time(partial(f, xt, k, stride), repeats),
+                          median_time(partial(torch.autograd.grad, yt, xt, dyt,
+                                              retain_graph=True), repeats))
                 line += (f"  | torch fwd {theirs[0] * 1e3:7.2f} ms  bwd {theirs[1] * 1e3:7.2f} ms"
                          f"  | ratio {ours[0] / theirs[0]:5.1f}x, {ours[1] / theirs[1]:5.1f}x")
             print(line)

@@ -5,7 +5,8 @@ solution region, its notebook cell and its points in the instructors' hidden tes
 Each exercise names the module and the functions a student fills in, the outputs it is
 compared on, the notebook that teaches it, and ``call(m, case) -> outputs``: how to call
 the student's code. ``m`` holds the modules under test (``m.loops``, ``m.strided``,
-``m.im2col``, ``m.taps``, ``m.shapes``, ``m.pool``, ``m.nn``); ``case`` is a :class:`Case`, whose arrays
+``m.im2col``, ``m.taps``, ``m.shapes``, ``m.pool``, ``m.nn``); ``case`` is a
+:class:`Case`, whose arrays
 (``case.x``, ``case.w``, ...) and keyword arguments ``case.hyper`` come from a stored
 case. A case is any set of named arrays plus JSON hyper-parameters, so an exercise whose
 function takes other arguments (a pooling layer's ``kernel_size``) reads them from

@@ -370,8 +370,8 @@ def training_curves(history):
     loss = np.asarray(history["loss"])
     ax_loss.plot(loss, lw=0.5, alpha=0.5, label="batch loss")
     window = min(50, len(loss))
-    ax_loss.plot(np.arange(window - 1, len(loss)),
-                 np.convolve(loss, np.ones(window) / window, mode="valid"), label=f"mean of {window}")
+    moving_mean = np.convolve(loss, np.ones(window) / window, mode="valid")
+    ax_loss.plot(np.arange(window - 1, len(loss)), moving_mean, label=f"mean of {window}")
     ax_loss.set(xlabel="step", ylabel="cross-entropy", yscale="log", title="loss")
     ax_loss.legend(fontsize=8)
     epochs = np.arange(1, len(history["test_acc"]) + 1)

@@ -14,9 +14,17 @@ from pathlib import Path
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-
-from test_jupyterlab import (ARTIFACTS, IMAGE, SLIDER, cell_errors, copy_without_outputs,
-                             open_notebook, picture, run_all_cells, wait_for)
+from test_jupyterlab import (
+    ARTIFACTS,
+    IMAGE,
+    SLIDER,
+    cell_errors,
+    copy_without_outputs,
+    open_notebook,
+    picture,
+    run_all_cells,
+    wait_for,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 CAPSTONE = "notebooks/12_capstone.ipynb"

@@ -106,8 +106,9 @@ def _max_pool_bugs(x, dy, kw):
             for a in range(kh):
                 for b in range(kwid):
                     mask[:, a, b] = first[:, i, j] == a * kwid + b
-            dx_pad[:, i * sh:i * sh + dh * (kh - 1) + 1:dh, j * sw:j * sw + dw * (kwid - 1) + 1:dw] = (
-                mask * dy[:, i:i + 1, j:j + 1])
+            rows = slice(i * sh, i * sh + dh * (kh - 1) + 1, dh)
+            cols = slice(j * sw, j * sw + dw * (kwid - 1) + 1, dw)
+            dx_pad[:, rows, cols] = mask * dy[:, i:i + 1, j:j + 1]
     overwritten = crop(dx_pad, g)
     # the vectorized version with buffered fancy indexing: repeated indices add once
     a, b = np.divmod(first, kwid)

@@ -165,6 +165,10 @@ def _pool_loops(dy, x, kernel_size, stride=None, padding=0, dilation=1, *, mask,
     return shapes.crop(dx_pad, g)
 
 
+def _all_maxima(window):
+    return window == window.max(axis=(1, 2), keepdims=True)
+
+
 def _first_max_mask(window):
     n, kh, kw, c = window.shape
     flat = window.transpose(0, 3, 1, 2).reshape(n, c, kh * kw)
@@ -174,7 +178,8 @@ def _first_max_mask(window):
 
 def _buffered_scatter(dy, x, *args, **kwargs):
     """The vectorized backward pass with dx[idx] += dy instead of np.add.at."""
-    with mock.patch.object(np, "add", mock.Mock(at=lambda a, idx, v: a.__setitem__(idx, a[idx] + v))):
+    buffered = mock.Mock(at=lambda a, idx, v: a.__setitem__(idx, a[idx] + v))
+    with mock.patch.object(np, "add", buffered):
         return _max_pool2d_backward(dy, x, *args, **kwargs)
 
 
@@ -188,7 +193,7 @@ def _train_step_without_update(model, optimizer, x, labels):
 POOL_BUGS = [
     ("max_pool2d", (pool, "max_pool2d"), _zero_padded_max, "pad with -inf, not 0"),
     ("max_pool2d_backward", (pool, "max_pool2d_backward"),
-     lambda dy, x, *a, **k: _pool_loops(dy, x, *a, **k, mask=lambda w: w == w.max(axis=(1, 2), keepdims=True)),
+     lambda dy, x, *a, **k: _pool_loops(dy, x, *a, **k, mask=_all_maxima),
      "every tied maximum"),
     ("max_pool2d_backward", (pool, "max_pool2d_backward"),
      lambda dy, x, *a, **k: _pool_loops(dy, x, *a, **k, mask=_first_max_mask, assign=True),
@@ -204,7 +209,7 @@ POOL_BUGS = [
      "not divided by the window size"),
     ("maxpool_layer", (nn.MaxPool2D, "backward"),
      lambda self, dy: _pool_loops(dy, self.x, self.kernel_size, self.stride, self.padding,
-                                  mask=lambda w: w == w.max(axis=(1, 2), keepdims=True)),
+                                  mask=_all_maxima),
      "every tied maximum"),
     ("train_step", (nn, "train_step"), _train_step_without_update, "call optimizer.step()"),
 ]

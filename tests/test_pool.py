@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import tolerance
 
-from conftest import tolerance
 from convlib import pool
 
 GOLDEN = np.load(Path(__file__).with_name("golden") / "torch_pool_cases.npz")

@@ -9,9 +9,10 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import tolerance
 
-from conftest import tolerance
 from convlib import pool
 
 if os.environ.get("CI"):
@@ -76,8 +77,8 @@ def test_pooling_matches_pytorch(case):
 @pytest.mark.parametrize("kwargs", [dict(kernel_size=2, padding=2), dict(kernel_size=3, padding=2),
                                     dict(kernel_size=2, padding=2, dilation=3)])
 def test_padding_limit_is_pytorchs(kwargs):
-    """PyTorch refuses padding over half the kernel size (dilation does not count); so does convlib — and both
-    accept the largest padding allowed."""
+    """PyTorch refuses padding over half the kernel size (dilation does not count); so does
+    convlib — and both accept the largest padding allowed."""
     x = np.zeros((1, 6, 6, 1))
     with pytest.raises(RuntimeError):
         torch_oracle.max_pool2d_with_grad(x, x[:, :1, :1], **kwargs)

@@ -19,9 +19,9 @@
 # 4. implement the four functions of `convlib/pool.py`.
 
 # %%
-%matplotlib inline
-%load_ext autoreload
-%autoreload 2
+# %matplotlib inline
+# %load_ext autoreload
+# %autoreload 2
 import time
 
 import numpy as np

@@ -17,9 +17,9 @@
 # 4. say how long the same training would take with the loops of notebook 2.
 
 # %%
-%matplotlib inline
-%load_ext autoreload
-%autoreload 2
+# %matplotlib inline
+# %load_ext autoreload
+# %autoreload 2
 import time
 
 import numpy as np
@@ -84,7 +84,7 @@ check.train_step()
 # ## The network
 #
 # ```
-# input 28×28×1 → Conv 5×5, 6 filters, padding 2 → ReLU → max pool 2 → 14×14×6
+# input 28×28×1 → Conv 5×5, 8 filters, padding 2 → ReLU → max pool 2 → 14×14×8
 #               → Conv 5×5, 16 filters          → ReLU → max pool 2 →  5×5×16
 #               → Flatten 400 → Dense 64 → ReLU → Dense 10 → softmax
 # ```
@@ -93,8 +93,8 @@ check.train_step()
 def lenet(seed=0, dtype=np.float32):
     rng = np.random.default_rng(seed)
     return nn.Sequential([
-        nn.Conv2D(1, 6, 5, padding=2, rng=rng, dtype=dtype), nn.ReLU(), nn.MaxPool2D(2),
-        nn.Conv2D(6, 16, 5, rng=rng, dtype=dtype), nn.ReLU(), nn.MaxPool2D(2),
+        nn.Conv2D(1, 8, 5, padding=2, rng=rng, dtype=dtype), nn.ReLU(), nn.MaxPool2D(2),
+        nn.Conv2D(8, 16, 5, rng=rng, dtype=dtype), nn.ReLU(), nn.MaxPool2D(2),
         nn.Flatten(), nn.Dense(400, 64, rng=rng, dtype=dtype), nn.ReLU(),
         nn.Dense(64, 10, rng=rng, dtype=dtype)])
 
@@ -110,7 +110,8 @@ print("parameters:", sum(p.size for layer in model.layers for p in layer.params.
 
 # %%
 try:
-    nn.train_step(lenet(), nn.SGD(lenet().layers), x_train[:2], y_train[:2])
+    probe_model = lenet()
+    nn.train_step(probe_model, nn.SGD(probe_model.layers), x_train[:2], y_train[:2])
     ready = True
     print("your layers run: the rest of the notebook trains the network")
 except NotImplementedError as e:
@@ -171,7 +172,7 @@ if ready:
 #
 # One practical detail first. NumPy hands every matrix product to a BLAS library, which may
 # split it across threads. This network's products are small (the first layer's is
-# 25 200 × 25 by 25 × 6 for a batch), and splitting small products can cost more than it
+# 25 088 × 25 by 25 × 8 for a batch of 32), and splitting small products can cost more than it
 # saves, especially on a busy machine. Time a few steps both ways and keep the faster:
 
 # %% tags=["nbval-ignore-output"]
@@ -241,7 +242,7 @@ if ready:
 # %% [markdown]
 # ## What did it learn?
 #
-# The six 5×5 filters of the first layer (red positive, blue negative). Many look like
+# The eight 5×5 filters of the first layer (red positive, blue negative). Many look like
 # stroke detectors: light on one side of an edge, dark on the other.
 
 # %%

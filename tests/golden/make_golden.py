@@ -17,8 +17,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from torch_oracle import (avg_pool2d_with_grad, conv2d, conv2d_with_grads,  # noqa: E402
-                          conv_transpose2d, max_pool2d_with_grad, pool_output_shape)
+from torch_oracle import (  # noqa: E402
+    avg_pool2d_with_grad,
+    conv2d,
+    conv2d_with_grads,
+    conv_transpose2d,
+    max_pool2d_with_grad,
+    pool_output_shape,
+)
 
 OUT = Path(__file__).with_name("torch_cases.npz")
 POOL_OUT = Path(__file__).with_name("torch_pool_cases.npz")
@@ -55,16 +61,24 @@ TRANSPOSE_CASES = [
 
 # (op, x shape, keyword arguments, dtype, integer-valued x: ties)
 POOL_CASES = [
-    ("max", (2, 6, 6, 3), dict(kernel_size=2), "float64", False),                 # stride = kernel
-    ("max", (2, 7, 5, 2), dict(kernel_size=2), "float64", False),                 # floor drops a row
-    ("max", (2, 7, 7, 2), dict(kernel_size=3, stride=2, padding=1), "float64", True),  # overlap, ties
-    ("max", (1, 6, 6, 2), dict(kernel_size=3, stride=1, padding=1), "float32", True),  # heavy overlap
-    ("max", (1, 8, 7, 3), dict(kernel_size=(2, 3), stride=(1, 2), padding=(1, 1), dilation=(2, 1)), "float32", False),
+    # stride = kernel
+    ("max", (2, 6, 6, 3), dict(kernel_size=2), "float64", False),
+    # floor drops a row
+    ("max", (2, 7, 5, 2), dict(kernel_size=2), "float64", False),
+    # overlap, ties
+    ("max", (2, 7, 7, 2), dict(kernel_size=3, stride=2, padding=1), "float64", True),
+    # heavy overlap
+    ("max", (1, 6, 6, 2), dict(kernel_size=3, stride=1, padding=1), "float32", True),
+    ("max", (1, 8, 7, 3),
+     dict(kernel_size=(2, 3), stride=(1, 2), padding=(1, 1), dilation=(2, 1)), "float32", False),
     ("max", (2, 5, 5, 1), dict(kernel_size=2, stride=1), "float64", True),        # ties, overlap
     ("avg", (2, 6, 6, 3), dict(kernel_size=2), "float64", False),
     ("avg", (2, 7, 7, 2), dict(kernel_size=3, stride=2, padding=1), "float64", False),
-    ("avg", (2, 7, 7, 2), dict(kernel_size=3, stride=2, padding=1, count_include_pad=False), "float64", False),
-    ("avg", (1, 6, 7, 2), dict(kernel_size=(3, 2), stride=(1, 2), padding=(1, 0), count_include_pad=False), "float32", False),
+    ("avg", (2, 7, 7, 2),
+     dict(kernel_size=3, stride=2, padding=1, count_include_pad=False), "float64", False),
+    ("avg", (1, 6, 7, 2),
+     dict(kernel_size=(3, 2), stride=(1, 2), padding=(1, 0), count_include_pad=False),
+     "float32", False),
     ("avg", (1, 5, 6, 3), dict(kernel_size=3, stride=1), "float32", False),       # overlap
 ]
 
