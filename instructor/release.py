@@ -43,6 +43,7 @@ NOTEBOOK_FOR = {f"{ex.module}.{function}": ex.notebook
 PUBLIC_TESTS = ["conftest.py", "strategies.py", "test_agreement.py", "test_api.py",
                 "test_docstrings.py", "test_dispatch.py", "test_gradcheck.py", "test_taps.py",
                 "test_torch_golden.py", "test_viz.py", "test_pool.py", "test_nn.py",
+                "test_viz_capstone.py",
                 "golden/torch_cases.npz", "golden/torch_pool_cases.npz"]
 TOP_FILES = ["pyproject.toml", "environment.yml"]
 

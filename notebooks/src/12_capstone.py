@@ -146,24 +146,32 @@ if ready:
 # %% [markdown]
 # ### Sanity check: can it learn 50 images by heart?
 #
-# **Predict before you run.** With 10 classes and random weights, the network's first
-# predictions are about uniform. What loss should the first step report?
+# **Predict before you run.** A network that knows nothing and says so — the same
+# probability 1/10 for every digit — has a cross-entropy of $-\ln\frac{1}{10} = \ln 10
+# \approx 2.3$. Will our freshly initialized network report that on its first step, more,
+# or less?
 
 # %%
 if ready:
     overfit_model = lenet(seed=0)
     optimizer = nn.SGD(overfit_model.layers, lr=0.05, momentum=0.9)
     few_x, few_y = x_train[:50], y_train[:50]
+    first_logits = overfit_model.forward(few_x)
     losses = [nn.train_step(overfit_model, optimizer, few_x, few_y) for _ in range(40)]
-    print(f"first loss {losses[0]:.1f}   (ln 10 = {np.log(10):.1f})")
+    print(f"first loss {losses[0]:.1f}   (ln 10 = {np.log(10):.1f}); "
+          f"spread (std) of the first logits: {first_logits.std():.1f}")
     print(f"loss after 40 steps below 0.05: {losses[-1] < 0.05}")
     print(f"accuracy on the 50 images: {np.mean(overfit_model.predict(few_x) == few_y):.0%}")
 
 # %% [markdown]
-# *Answer.* About $\ln 10 \approx 2.3$: the cross-entropy of a uniform guess over 10 classes
-# is $-\ln \frac{1}{10}$. A first loss far from it means the initialization or the loss is
-# wrong. And a network that cannot reach ~100 % on 50 images has a bug: it has 30,000
-# parameters to memorise them with. Only once both hold is it worth training for real.
+# *Answer.* More. He initialization keeps the activations' scale from layer to layer, and
+# so the last layer's outputs, the logits, spread over several units (the std printed
+# above): the untrained network is *confidently* random, and confident wrong guesses cost
+# more than ln 10. Training corrects it within a few steps (the loss falls below 0.05), but
+# it is why many networks start their last layer smaller. A first loss *below* ln 10, or one that is
+# not finite, would point at a bug in the loss. And a network that cannot reach ~100 % on
+# 50 images has a bug: it has 30,000 parameters to memorise them with. Only once both hold
+# is it worth training for real.
 #
 # ## Training
 #
