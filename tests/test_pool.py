@@ -84,7 +84,6 @@ def loop_pool_backward(dy, x, kernel_size, stride, pads, dilation, op, count_inc
     (top, _), (left, _) = pads
     _, winner = loop_pool(x, kernel_size, stride, pads, dilation, op, count_include_pad)
     dx = np.zeros(x.shape)
-    n, ho, wo, c = dy.shape
     for b, i, j, ch in np.ndindex(dy.shape):
         if op == "max":
             r, q = winner[b, i, j, ch]
