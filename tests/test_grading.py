@@ -22,11 +22,14 @@ SEEDED_BUGS = {
     "pad_slice": ({"loops_backward"}, "x_pad[p:-p] is empty when p = 0"),
     "not_dilated": ({"input_gradient", "conv_transpose2d"}, "dZ is not dilated"),
     "not_rotated": ({"input_gradient", "conv_transpose2d"}, "not rotated by 180°"),
-    "no_bias": ({"im2col_forward"}, "the bias is not added"),
+    # the capstone's Conv2D runs the dispatcher, which runs im2col (forward, C_in < 16) and
+    # taps (backward, stride 1): a bug there costs conv2d_layer too
+    "no_bias": ({"im2col_forward", "conv2d_layer"}, "the bias is not added"),
     "unpadded_windows": ({"input_gradient", "conv_transpose2d"},
                          "take as many windows as the *padded* input has rows"),
     "pad_by_p": ({"input_gradient", "conv_transpose2d"}, "padded by the conv's padding p"),
-    "swapped_kernel_axes": ({"im2col_forward"}, "the kernel axes (KH, KW) are swapped"),
+    "swapped_kernel_axes": ({"im2col_forward", "conv2d_layer"},
+                            "the kernel axes (KH, KW) are swapped"),
     "writeable_windows": ({"windows"}, "the view must be read-only"),
     "strides_from_shape": ({"windows", "strided_forward", "im2col_forward", "weight_gradients",
                             "im2col_backward"}, "take strides from x.strides"),
