@@ -32,7 +32,9 @@ SEEDED_BUGS = {
                             "the kernel axes (KH, KW) are swapped"),
     "writeable_windows": ({"windows"}, "the view must be read-only"),
     "strides_from_shape": ({"windows", "strided_forward", "im2col_forward", "weight_gradients",
-                            "im2col_backward"}, "take strides from x.strides"),
+                            "im2col_backward", "conv2d_layer",       # windows() under im2col
+                            "max_pool2d", "max_pool2d_backward", "avg_pool2d",
+                            "maxpool_layer"}, "take strides from x.strides"),
 }
 assert set(SEEDED_BUGS) == set(BUGS)
 
@@ -50,14 +52,14 @@ ATTACKS = {
     "memory_bomb": (lambda f: patch(f, "taps", "    (hq, wq), taps = _phase_grid(g)\n",
                                     "    hog = []\n    while True:\n"
                                     "        hog.append(bytearray(50_000_000))\n",
-                                    2), {"taps"}, "MemoryError"),
+                                    2), {"taps", "conv2d_layer"}, "MemoryError"),
     "sys_exit": (lambda f: patch(f, "loops", "    x_pad = pad(x, g)\n    y = np.zeros",
                                  "    import sys; sys.exit(0)\n    y = np.zeros"),
                  {"loops_forward"}, "SystemExit"),
     "os_exit": (lambda f: patch(f, "im2col", "    dy2d = dy.reshape(-1, g.out_channels)  ",
                                 "    import os; os._exit(0)\n"
                                 "    dy2d = dy.reshape(-1, g.out_channels)  "),
-                {"im2col_backward"}, "exited with status 0"),
+                {"im2col_backward", "conv2d_layer"}, "exited with status 0"),
     "print_flood": (lambda f: patch(f, "strided", "    return input_gradient(y, w, g)\n",
                                     "    for _ in range(10_000):\n        print('x' * 10_000)\n"
                                     "    return input_gradient(y, w, g)\n"),
