@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "convlib needs Python >= 3.10"'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[course,test,lint]"
+	$(PY) -m pip install -q -e ".[course,capstone,test,lint]"
 	@touch $(STAMP)
 
 venv: $(STAMP) ## create or update the environment in .venv
@@ -43,7 +43,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 E2E_STAMP := $(VENV)/.e2e-stamp
 
 $(E2E_STAMP): $(STAMP) pyproject.toml
-	$(PY) -m pip install -q -e ".[course,test,e2e]"
+	$(PY) -m pip install -q -e ".[course,capstone,test,e2e]"
 	@touch $(E2E_STAMP)
 
 e2e: $(E2E_STAMP) ## open notebook 01 in JupyterLab in headless Chromium, run it, move the explorer

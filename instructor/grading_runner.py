@@ -108,14 +108,14 @@ def main(limits, sandbox, site_dir, exercises_py, inputs, public, *names):
                        (int(_cpu_seconds() + cpu_per_exercise) + 1, cpu_ceiling))
     try:
         import convlib  # the student's code runs from here on
-        from convlib import im2col, loops, shapes, strided, taps
+        from convlib import im2col, loops, nn, pool, shapes, strided, taps
         if not convlib.__file__.startswith(sandbox):
             raise ImportError("convlib was not imported from the submission")
     except BaseException as e:  # noqa: BLE001 (SystemExit included)
         _send(channel, "import-error", _student_traceback(e, sandbox).encode())
         os._exit(0)
     modules = SimpleNamespace(loops=loops, strided=strided, im2col=im2col, taps=taps,
-                              shapes=shapes)
+                              shapes=shapes, pool=pool, nn=nn)
     while names:
         for name in names:
             soft = min(int(_cpu_seconds() + cpu_per_exercise) + 1, cpu_ceiling)
