@@ -1,11 +1,18 @@
-"""Pictures of the course: windows, receptive fields, the 6-D view, the dilated backward pass.
+"""Pictures of the course: windows, receptive fields, the 6-D view in memory, the dilated
+backward pass, the convolution matrix, summation errors in ULPs.
 
 Every figure function is a pure function of its parameters and returns a
 ``matplotlib.figure.Figure`` (made without pyplot, so a notebook shows it exactly once, as
 the cell's value). What a figure draws comes from small helper functions —
-:func:`window_cells`, :func:`receptive_cells`, :func:`dilated_grid`, :func:`scatter_backward`
-— which the tests compare with convlib's exercises. All geometry comes from
-:mod:`convlib.shapes`, so the figures also work before you have implemented anything.
+:func:`window_cells`, :func:`receptive_cells`, :func:`dilated_grid`, :func:`scatter_backward`,
+:func:`contributions`, :func:`window_reads`, :func:`conv_matrix`, :func:`transposed_row_cells`,
+:func:`ulp_errors` — which the tests compare with convlib's exercises. All geometry comes
+from :mod:`convlib.shapes`, so the figures also work before you have implemented anything.
+
+Each explorer (:func:`explorer`, :func:`memory_explorer`, :func:`backward_explorer`,
+:func:`matrix_explorer`, :func:`precision_explorer`) is a thin ipywidgets shell that redraws
+one figure function; :func:`sliding_animation` and :func:`transposed_animation` are short
+HTML/JS animations for readers without a running kernel.
 """
 from __future__ import annotations
 
@@ -20,6 +27,44 @@ from matplotlib.patches import Rectangle
 from .shapes import conv_geometry
 
 PAD_COLOR, INPUT_COLOR, TAP_COLOR, OUT_COLOR = "#d9d9d9", "white", "#f4a261", "#2a9d8f"
+
+
+def compact_png(fig, dpi=100, colors=64, **savefig_kwargs):
+    """The figure as a PNG with a 64-colour palette: these flat-coloured pictures look the
+    same and take about a third of the bytes, which keeps the stored notebooks small."""
+    from PIL import Image
+
+    raw = io.BytesIO()
+    fig.savefig(raw, format="png", dpi=dpi, **savefig_kwargs)
+    raw.seek(0)
+    image = Image.open(raw).convert("RGB").quantize(colors=colors,
+                                                    method=Image.Quantize.MEDIANCUT)
+    out = io.BytesIO()
+    image.save(out, format="png", optimize=True)
+    return out.getvalue()
+
+
+class CourseFigure(Figure):
+    """A matplotlib Figure that a notebook shows as a :func:`compact_png`."""
+
+    def _repr_png_(self):
+        return compact_png(self, bbox_inches="tight")
+
+
+def _show_compact_in_ipython():
+    """Make IPython's PNG formatter prefer :func:`compact_png` for CourseFigure (the inline
+    backend registers its own printer for every Figure; the more specific class wins)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["image/png"].for_type(
+            CourseFigure, lambda fig: compact_png(fig, bbox_inches="tight"))
+
+
+_show_compact_in_ipython()
 
 
 def _geometry(in_hw, kernel_hw, stride, padding, dilation):
@@ -172,7 +217,7 @@ def sliding_window(in_hw, kernel_hw, *, stride=1, padding=0, dilation=1, out_pos
                          out_pos=out_pos)
     for r, c in cells:
         colors[r][c] = TAP_COLOR
-    fig = Figure(figsize=(7, 3.4), layout="constrained")
+    fig = CourseFigure(figsize=(7, 3.4), layout="constrained")
     ax_in, ax_out = fig.subplots(1, 2, width_ratios=[g.padded_hw[1], max(g.out_hw[1], 2)])
     _grid(ax_in, g.padded_hw, colors, title=f"padded input {g.padded_hw[0]}×{g.padded_hw[1]}")
     (eh, ew) = g.effective_kernel_hw
@@ -196,7 +241,7 @@ def receptive_field(in_hw, kernel_hw, *, stride=1, padding=0, dilation=1, in_pos
                            dilation=dilation, in_pos=in_pos)
     out_colors = [[OUT_COLOR if (r, c) in outs else INPUT_COLOR
                    for c in range(g.out_hw[1])] for r in range(g.out_hw[0])]
-    fig = Figure(figsize=(7, 3.4), layout="constrained")
+    fig = CourseFigure(figsize=(7, 3.4), layout="constrained")
     ax_in, ax_out = fig.subplots(1, 2, width_ratios=[g.padded_hw[1], max(g.out_hw[1], 2)])
     _grid(ax_in, g.padded_hw, colors, title="padded input")
     _grid(ax_out, g.out_hw, out_colors, title=f"{len(outs)} output pixels read it")
@@ -311,7 +356,7 @@ def memory_view(x_shape, kernel_hw, *, stride=1, dilation=1, layout="C order",
             if v != ok:
                 wrong.append((r, col)) if n == 0 and c == 0 else None
     offsets_hw = element_offsets(x)[0, :, :, 0] * itemsize
-    fig = Figure(figsize=(9, 3.8), layout="constrained")
+    fig = CourseFigure(figsize=(9, 3.8), layout="constrained")
     ax, ax_text = fig.subplots(1, 2, width_ratios=[max(w, 4), 7])
     _grid(ax, (h, w), colors, offsets_hw,
           title=f"byte offsets of x[0, :, :, 0] ({layout}, itemsize {itemsize})")
@@ -368,7 +413,7 @@ def dilated_backward(in_hw, kernel_hw, *, stride=2, padding=0, dilation=1, seed=
     if counts:
         panels.append(contributions(in_hw, kernel_hw, stride=stride, padding=padding,
                                     dilation=dilation))
-    fig = Figure(figsize=(13 if counts else 12, 3.8), layout="constrained")
+    fig = CourseFigure(figsize=(13 if counts else 12, 3.8), layout="constrained")
     axes = fig.subplots(1, len(panels), width_ratios=[max(p.shape[1], 2) for p in panels])
     _grid(axes[0], dy.shape, values=dy, title=f"dZ {dy.shape[0]}×{dy.shape[1]}")
     zero = [[INPUT_COLOR if v else PAD_COLOR for v in row] for row in dilated]
@@ -422,7 +467,7 @@ def matrix_view(in_hw, kernel_hw, *, stride=2, padding=0, dilation=1, in_pos=(0,
     conv = conv or window_conv(w, stride=stride, padding=padding, dilation=dilation)
     C = conv_matrix(conv, in_hw)
     q = in_pos[0] * in_hw[1] + in_pos[1]
-    fig = Figure(figsize=(12, 4), layout="constrained")
+    fig = CourseFigure(figsize=(12, 4), layout="constrained")
     ax_c, ax_t, ax_row = fig.subplots(1, 3, width_ratios=[C.shape[1], C.shape[0],
                                                           max(g.padded_hw[1] + 2, 6)])
     for ax, m, title in ((ax_c, C, f"C  ({C.shape[0]}×{C.shape[1]}):  y = C x"),
@@ -511,7 +556,7 @@ def precision_histogram(n, dtype="float32", order="sequential", *, trials=200, s
     behind it, and the mean / max |error| and the share that is exactly right."""
     errors = ulp_errors(n, dtype, order, trials=trials, seed=seed)
     base = ulp_errors(n, dtype, "sequential", trials=trials, seed=seed)
-    fig = Figure(figsize=(7, 3.2), layout="constrained")
+    fig = CourseFigure(figsize=(7, 3.2), layout="constrained")
     ax = fig.subplots()
     top = max(1, int(np.ceil(max(np.abs(errors).max(), np.abs(base).max()))))
     bins = np.arange(-top - 0.5, top + 1.5, 1.0) if top <= 40 else 40
@@ -539,15 +584,11 @@ def animation_html(draw, frames, *, name, fps=2, dpi=50):
     from matplotlib.animation import FuncAnimation
     from matplotlib.image import imread
 
-    images = []
-    for k in range(frames):
-        png = io.BytesIO()
-        draw(k).savefig(png, format="png", dpi=dpi)
-        png.seek(0)
-        images.append(imread(png))
+    pngs = [compact_png(draw(k), dpi=dpi) for k in range(frames)]
+    images = [imread(io.BytesIO(png)) for png in pngs]
     height, width = images[0].shape[:2]
     # one axes filling a figure of exactly the frames' size: each frame is shown pixel for pixel
-    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    fig = CourseFigure(figsize=(width / dpi, height / dpi), dpi=dpi)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.axis("off")
     shown = ax.imshow(images[0], interpolation="nearest")
@@ -558,6 +599,10 @@ def animation_html(draw, frames, *, name, fps=2, dpi=50):
 
     anim = FuncAnimation(fig, show, frames=frames, interval=1000 / fps)
     html = anim.to_jshtml(fps=fps, default_mode="loop")
+    # matplotlib re-encodes each frame as RGBA; the palette PNGs show the same pixels in less
+    frames_js = iter(base64.b64encode(png).decode("ascii") for png in pngs)
+    html = re.sub(r'(frames\[\d+\] = "data:image/png;base64,)[^"]*"',
+                  lambda m: m.group(1) + next(frames_js) + '"', html)
     random_ids = set(re.findall(r"_anim_img([0-9a-f]{32})", html))
     for rid in random_ids:
         html = html.replace(rid, f"_{name}")
@@ -587,7 +632,7 @@ def transposed_step(in_hw, kernel_hw, *, stride=2, padding=0, dilation=1, in_pos
                                 dilation=dilation, in_pos=in_pos)
     (eh, ew), (sh, sw), (dh, dw) = g.effective_kernel_hw, g.stride, g.dilation
     full_hw = (g.padded_hw[0] + eh - 1, g.padded_hw[1] + ew - 1)
-    fig = Figure(figsize=(6.4, 3.4), layout="constrained")
+    fig = CourseFigure(figsize=(6.4, 3.4), layout="constrained")
     ax_full, ax_dx = fig.subplots(1, 2, width_ratios=[full_hw[1], in_hw[1]])
     colors = [[PAD_COLOR] * full_hw[1] for _ in range(full_hw[0])]
     for i in range(g.out_hw[0]):
@@ -652,10 +697,9 @@ def explain(in_size, kernel, stride, padding, dilation) -> str:
 def _figure_output(fig):
     """A figure as a notebook display_data output dict (PNG made here, so the picture shows
     whatever the matplotlib backend)."""
-    png = io.BytesIO()
-    fig.savefig(png, format="png")
     return {"output_type": "display_data", "metadata": {}, "data": {
-        "image/png": base64.b64encode(png.getvalue()).decode("ascii"), "text/plain": repr(fig)}}
+        "image/png": base64.b64encode(compact_png(fig, dpi=80)).decode("ascii"),
+        "text/plain": repr(fig)}}
 
 
 def _explorer(controls, draw, name, rows):

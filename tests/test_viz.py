@@ -1,7 +1,7 @@
 """The figures draw what convlib computes: their geometry helpers against the exercises."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 from matplotlib.figure import Figure
 
 import convlib
@@ -158,6 +158,7 @@ def _one_channel(conv2d, w, **hyper):
     return lambda x: conv2d(x[None, :, :, None], w[:, :, None, None], **hyper)[0, :, :, 0]
 
 
+@settings(max_examples=40, deadline=None)     # C takes one conv2d per input pixel
 @given(layout=layouts())
 def test_conv_matrix_from_conv2d_is_the_pictures_matrix_and_its_transpose_is_the_backward(layout):
     hw, k, hyper = layout
@@ -174,6 +175,7 @@ def test_conv_matrix_from_conv2d_is_the_pictures_matrix_and_its_transpose_is_the
     np.testing.assert_allclose(C.T @ dy.ravel(), dx.ravel(), rtol=1e-12, atol=1e-12)
 
 
+@settings(max_examples=40, deadline=None)
 @given(layout=layouts(), data=st.data())
 def test_highlighted_row_of_c_transpose_is_the_rotated_kernel_on_dilated_dy(layout, data):
     hw, k, hyper = layout
