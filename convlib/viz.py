@@ -17,6 +17,7 @@ HTML/JS animations for readers without a running kernel.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import re
 
@@ -179,17 +180,23 @@ def transposed_row_cells(in_hw, kernel_hw, *, stride=1, padding=0, dilation=1, i
 
 # --------------------------------------------------------------------------- drawing
 
-def _grid(ax, shape, colors=None, values=None, title=""):
-    """Draw a grid of cells (row 0 at the top)."""
+def _grid(ax, shape, colors=None, values=None, title="", skip_zeros=False):
+    """Draw a grid of cells (row 0 at the top): one collection of squares, one text per value
+    (``skip_zeros``: none for zeros, where grey cells already say so — text is the slow part)."""
+    from matplotlib.collections import PatchCollection
+
     rows, cols = shape
-    for r in range(rows):
-        for c in range(cols):
-            face = colors[r][c] if colors is not None else INPUT_COLOR
-            ax.add_patch(Rectangle((c, r), 1, 1, facecolor=face, edgecolor="#555", lw=0.6))
-            if values is not None:
-                v = values[r, c]
-                ax.text(c + 0.5, r + 0.5, f"{v:g}", ha="center", va="center",
-                        fontsize=7 if abs(v) < 1000 else 5)
+    faces = [colors[r][c] if colors is not None else INPUT_COLOR
+             for r in range(rows) for c in range(cols)]
+    squares = [Rectangle((c, r), 1, 1) for r in range(rows) for c in range(cols)]
+    ax.add_collection(PatchCollection(squares, facecolors=faces, edgecolors="#555",
+                                      linewidths=0.6))
+    if values is not None:
+        for (r, c), v in np.ndenumerate(np.asarray(values)[:rows, :cols]):
+            if skip_zeros and v == 0:
+                continue
+            ax.text(c + 0.5, r + 0.5, f"{v:g}", ha="center", va="center",
+                    fontsize=7 if abs(v) < 1000 else 5)
     ax.set_xlim(-0.1, cols + 0.1)
     ax.set_ylim(rows + 0.1, -0.1)
     ax.set_aspect("equal")
@@ -417,11 +424,13 @@ def dilated_backward(in_hw, kernel_hw, *, stride=2, padding=0, dilation=1, seed=
     axes = fig.subplots(1, len(panels), width_ratios=[max(p.shape[1], 2) for p in panels])
     _grid(axes[0], dy.shape, values=dy, title=f"dZ {dy.shape[0]}×{dy.shape[1]}")
     zero = [[INPUT_COLOR if v else PAD_COLOR for v in row] for row in dilated]
-    _grid(axes[1], dilated.shape, zero, dilated, title=f"dilated by {g.stride}")
+    _grid(axes[1], dilated.shape, zero, dilated, title=f"dilated by {g.stride}",
+          skip_zeros=True)
     frame = [[PAD_COLOR] * full.shape[1] for _ in range(full.shape[0])]
     for r in range(dilated.shape[0]):
         for c in range(dilated.shape[1]):
-            frame[r + kh - 1][c + kw - 1] = INPUT_COLOR
+            if dilated[r, c]:                                 # grey: padding and inserted zeros
+                frame[r + kh - 1][c + kw - 1] = INPUT_COLOR
     for r in range(full.shape[0] - eh, full.shape[0]):       # the extra bottom rows
         for c in range(full.shape[1]):
             frame[r][c] = TAP_COLOR
@@ -429,8 +438,8 @@ def dilated_backward(in_hw, kernel_hw, *, stride=2, padding=0, dilation=1, seed=
         for r in range(full.shape[0]):
             frame[r][c] = TAP_COLOR
     rot = w[::-1, ::-1].astype(int).tolist()
-    _grid(axes[2], full.shape, frame, full,
-          title=f"pad d(k−1) = {kh - 1} (+{eh} extra, orange)\nrotated kernel {rot}")
+    _grid(axes[2], full.shape, frame, full, skip_zeros=True,
+          title=f"pad d(k−1) = {kh - 1} (+{eh} extra, orange);\ngrey = 0; rotated kernel {rot}")
     r0, c0 = (0, 0) if window is None else (min(window[0], g.padded_hw[0] - 1),
                                             min(window[1], g.padded_hw[1] - 1))
     _outline(axes[2], r0, c0, kh, kw, OUT_COLOR)
@@ -530,25 +539,28 @@ def summed(values, order):
     raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
 
 
+@functools.lru_cache(maxsize=4)
+def _random_sums(n, dtype, trials, seed):
+    """``trials`` random vectors of length n in [0, 1) (rows), and their exact sums as
+    ``hi + lo``: hi = fsum (correctly rounded), lo = fsum of the values and −hi (the exact
+    remainder, rounded once). Every value is exact in float64. Cached: several orders share."""
+    import math
+    values = np.random.default_rng(seed).random((trials, n)).astype(dtype)
+    values.flags.writeable = False
+    as64 = values.astype(np.float64)
+    hi = np.array([math.fsum(row) for row in as64])
+    lo = np.array([math.fsum(np.append(row, -h)) for row, h in zip(as64, hi)])
+    return values, hi, lo
+
+
 def ulp_errors(n, dtype="float32", order="sequential", *, trials=200, seed=0):
     """Errors in ULPs of ``summed`` over ``trials`` random vectors of length n (uniform in
-    [0, 1)), against the exact sum. Exact: ``math.fsum`` of the values and the minus result
-    is the correctly rounded difference, and every value is exact in float64."""
-    import math
-    rng = np.random.default_rng(seed)
+    [0, 1)), against the exact sum: ``(result − hi) − lo`` (the first difference is exact,
+    the two numbers being this close), in units of the spacing at the exact sum."""
     dtype = np.dtype(dtype)
-    errors = np.empty(trials)
-    for t in range(trials):
-        values = rng.random(n).astype(dtype)
-        result = summed(values, order)
-        as64 = values.astype(np.float64)
-        diff = math.fsum(np.append(as64, -np.float64(result)))     # exact − result, rounded
-        if dtype == np.float64:                                    # fsum(values) is exact−δ
-            exact_ulp = np.spacing(np.float64(math.fsum(as64)))
-        else:
-            exact_ulp = float(np.spacing(dtype.type(math.fsum(as64))))
-        errors[t] = -diff / exact_ulp
-    return errors
+    values, hi, lo = _random_sums(n, dtype, trials, seed)
+    results = np.array([summed(row, order) for row in values], dtype=np.float64)
+    return ((results - hi) - lo) / np.spacing(hi.astype(dtype)).astype(np.float64)
 
 
 def precision_histogram(n, dtype="float32", order="sequential", *, trials=200, seed=0):

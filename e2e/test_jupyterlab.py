@@ -30,7 +30,7 @@ ARTIFACTS = REPO / "artifacts" / "e2e"
 
 WELCOME = "notebooks/01_welcome.ipynb"
 EXPLORER = ".jp-OutputArea .convlib-explorer"
-SLIDER = ".jupyter-widgets.widget-slider.widget-hslider"
+SLIDER = ".widget-slider.widget-hslider"         # IntSlider and SelectionSlider alike
 
 # notebook -> its explorers: (name, the slider to move, its readout before and after →)
 CHAPTER_EXPLORERS = {

@@ -71,7 +71,7 @@ def test_scatter_picture_is_the_loop_backward(stride, padding):
 def test_figures_are_figures(make, n_axes):
     fig = make()
     assert isinstance(fig, Figure) and len(fig.axes) == n_axes
-    assert sum(len(ax.patches) for ax in fig.axes) > 0
+    assert sum(len(ax.patches) + len(ax.collections) for ax in fig.axes) > 0
 
 
 def test_dilated_backward_panels_agree():
