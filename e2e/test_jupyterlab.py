@@ -111,7 +111,10 @@ def run_all_cells(driver, n_code_cells: int, timeout: float = 90):
         return (len(prompts) == n_code_cells and all(EXECUTED.match(p) for p in prompts)
                 and kernel_status(d) == "idle")
 
-    wait_for(driver, all_done, timeout, "not every cell finished running")
+    try:
+        wait_for(driver, all_done, timeout, "not every cell finished running")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; errors shown: {cell_errors(driver)}") from None
 
 
 def cell_errors(driver) -> list[str]:
