@@ -348,7 +348,10 @@ def memory_view(x_shape, kernel_hw, *, stride=1, dilation=1, layout="C order",
     x = layout_array(x_shape, layout)
     _, h, w, _ = x_shape
     g = conv_geometry(x_shape, (*kernel_hw, x_shape[3], 1), stride=stride, dilation=dilation)
-    x = x.astype(np.dtype(f"i{itemsize}") if itemsize in (1, 2, 4, 8) else x.dtype)
+    if itemsize not in (1, 2, 4, 8) or x.size > np.iinfo(f"i{itemsize}").max:
+        raise ValueError(f"itemsize must be 1, 2, 4 or 8 and hold {x.size} indices, "
+                         f"got {itemsize}")
+    x = x.astype(f"i{itemsize}")               # order 'K': the layout is kept
     right, _, _ = window_reads(x, kernel_hw, stride=stride, dilation=dilation)
     values, offsets, strides = window_reads(x, kernel_hw, stride=stride, dilation=dilation,
                                             strides_from_shape=strides_from_shape)
@@ -360,8 +363,8 @@ def memory_view(x_shape, kernel_hw, *, stride=1, dilation=1, layout="C order",
             n, r, col, c = np.unravel_index(int(v), x_shape)    # the pixel this element is
             if n == 0 and c == 0:
                 colors[r][col] = color
-            if v != ok:
-                wrong.append((r, col)) if n == 0 and c == 0 else None
+                if v != ok:
+                    wrong.append((r, col))
     offsets_hw = element_offsets(x)[0, :, :, 0] * itemsize
     fig = CourseFigure(figsize=(9, 3.8), layout="constrained")
     ax, ax_text = fig.subplots(1, 2, width_ratios=[max(w, 4), 7])
@@ -590,8 +593,6 @@ def animation_html(draw, frames, *, name, fps=2, dpi=50):
     ``draw(k)``, a figure from this module. ``name`` (unique in the notebook) replaces
     matplotlib's random element ids, so the stored output only changes with the pictures;
     a small dpi keeps the notebook light."""
-    import uuid
-
     from IPython.display import HTML
     from matplotlib.animation import FuncAnimation
     from matplotlib.image import imread
@@ -615,10 +616,8 @@ def animation_html(draw, frames, *, name, fps=2, dpi=50):
     frames_js = iter(base64.b64encode(png).decode("ascii") for png in pngs)
     html = re.sub(r'(frames\[\d+\] = "data:image/png;base64,)[^"]*"',
                   lambda m: m.group(1) + next(frames_js) + '"', html)
-    random_ids = set(re.findall(r"_anim_img([0-9a-f]{32})", html))
-    for rid in random_ids:
-        html = html.replace(rid, f"_{name}")
-    assert all(len(rid) == len(uuid.uuid4().hex) for rid in random_ids)
+    for random_id in set(re.findall(r"_anim_img([0-9a-f]{32})", html)):
+        html = html.replace(random_id, f"_{name}")
     return HTML(html)
 
 
