@@ -370,6 +370,9 @@ def memory_view(x_shape, kernel_hw, *, stride=1, dilation=1, layout="C order",
     ax, ax_text = fig.subplots(1, 2, width_ratios=[max(w, 4), 7])
     _grid(ax, (h, w), colors, offsets_hw,
           title=f"byte offsets of x[0, :, :, 0] ({layout}, itemsize {itemsize})")
+    (eh, ew) = g.effective_kernel_hw
+    for (i, j), color in ((second, OUT_COLOR), ((0, 0), TAP_COLOR)):   # where they belong
+        _outline(ax, i * g.stride[0], j * g.stride[1], eh, ew, color, lw=1.5, ls="--")
     for r, col in wrong:
         ax.plot([col + 0.15, col + 0.85], [r + 0.15, r + 0.85], color="#c1121f", lw=1.5)
         ax.plot([col + 0.15, col + 0.85], [r + 0.85, r + 0.15], color="#c1121f", lw=1.5)
@@ -384,8 +387,8 @@ def memory_view(x_shape, kernel_hw, *, stride=1, dilation=1, layout="C order",
              f"  next kernel row / column: +{strides[3]} / +{strides[4]} B ({dh} / {dw} pixels)",
              f"  elements read wrongly: {n_wrong} of {values.size}", ""]
     lines += _student_view_report(x, kernel_hw, stride, dilation, right)
-    lines += ["", f"orange: window (0, 0), green: window {second}"
-              + (", red ×: read but wrong" if wrong else "")]
+    lines += ["", f"orange: window (0, 0), green: window {second} (dashed: where they are)"]
+    lines += ["red ×: read, but not part of the window"] if wrong else []
     ax_text.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=7.5)
     return fig
 
