@@ -95,6 +95,16 @@ def receptive_cells(in_hw, kernel_hw, *, stride=1, padding=0, dilation=1, in_pos
                                       dilation=dilation, out_pos=(i, j))]
 
 
+def tap_cells(in_hw, kernel_hw, *, stride=1, padding=0, dilation=1, tap=(0, 0)):
+    """Cells ``(row, col)`` of the *padded* input that kernel tap ``tap = (a, b)`` multiplies,
+    one per output pixel (i, j), in output order: ``(i*sh + a*dh, j*sw + b*dw)``. They are
+    column (a, b) of im2col's matrix, and ``dw[a, b] = sum over (i, j) of x_pad[cell] * dy[i, j]``."""
+    g = _geometry(in_hw, kernel_hw, stride, padding, dilation)
+    (a, b), (sh, sw), (dh, dw) = tap, g.stride, g.dilation
+    return [(i * sh + a * dh, j * sw + b * dw)
+            for i in range(g.out_hw[0]) for j in range(g.out_hw[1])]
+
+
 def dilated_grid(dy, stride):
     """A 2-D dy with ``stride - 1`` zeros between its rows and columns (one channel)."""
     dy = np.asarray(dy)
@@ -256,6 +266,56 @@ def receptive_field(in_hw, kernel_hw, *, stride=1, padding=0, dilation=1, in_pos
                  f"the sum of their contributions", fontsize=9)
     return fig
 
+
+
+def tap_view(in_hw, kernel_hw, *, stride=1, padding=0, dilation=1, tap=(0, 0)):
+    """One kernel tap across all windows: the padded input with the pixels that tap ``(a, b)``
+    multiplies (a strided grid, one per output pixel), and the output grid they pair with.
+    In im2col these pixels are column (a, b) of the column matrix; in the weight gradient,
+    ``dw[a, b]`` is their sum with ``dy`` as weights."""
+    g = _geometry(in_hw, kernel_hw, stride, padding, dilation)
+    tap = (min(tap[0], g.kernel_hw[0] - 1), min(tap[1], g.kernel_hw[1] - 1))
+    colors = _padded_colors(g)
+    cells = tap_cells(in_hw, kernel_hw, stride=stride, padding=padding, dilation=dilation,
+                      tap=tap)
+    for r, c in cells:
+        colors[r][c] = TAP_COLOR
+    fig = CourseFigure(figsize=(7, 3.4), layout="constrained")
+    ax_in, ax_out = fig.subplots(1, 2, width_ratios=[g.padded_hw[1], max(g.out_hw[1], 2)])
+    _grid(ax_in, g.padded_hw, colors, title=f"padded input: the pixels tap {tap} reads")
+    _outline(ax_in, cells[0][0] - tap[0] * g.dilation[0], cells[0][1] - tap[1] * g.dilation[1],
+             *g.effective_kernel_hw, OUT_COLOR, ls="--")
+    out_colors = [[OUT_COLOR] * g.out_hw[1] for _ in range(g.out_hw[0])]
+    _grid(ax_out, g.out_hw, out_colors, title=f"dy {g.out_hw[0]}×{g.out_hw[1]}: one each")
+    fig.suptitle(f"tap {tap} of a {g.kernel_hw[0]}×{g.kernel_hw[1]} kernel, stride {g.stride}, "
+                 f"dilation {g.dilation}: rows {cells[0][0]}…{cells[-1][0]} step {g.stride[0]}\n"
+                 f"dw{tap} = Σ x_pad[orange] · dy  (dashed: the window of output (0, 0))",
+                 fontsize=9)
+    return fig
+
+
+def tap_explorer():
+    """Notebooks 5 and 6: input size, kernel, stride, padding, dilation and the kernel tap;
+    redraws :func:`tap_view`."""
+    import ipywidgets as widgets
+
+    controls = dict(
+        in_size=widgets.IntSlider(7, 2, 12, description="input H=W"),
+        kernel=widgets.IntSlider(3, 1, 5, description="kernel k"),
+        stride=widgets.IntSlider(2, 1, 3, description="stride s"),
+        padding=widgets.Dropdown(options=[0, 1, 2, "same"], value=1, description="padding"),
+        dilation=widgets.IntSlider(1, 1, 3, description="dilation d"),
+        tap_row=widgets.IntSlider(0, 0, 4, description="tap row a"),
+        tap_col=widgets.IntSlider(0, 0, 4, description="tap col b"),
+    )
+
+    def draw(in_size, kernel, stride, padding, dilation, tap_row, tap_col):
+        a, b = min(tap_row, kernel - 1), min(tap_col, kernel - 1)
+        fig = tap_view((in_size, in_size), (kernel, kernel), stride=stride, padding=padding,
+                       dilation=dilation, tap=(a, b))
+        return f"tap ({a}, {b}): im2col column {a * kernel + b} (per input channel)", fig
+
+    return _explorer(controls, draw, "taps", rows=(3, 2, 2))
 
 
 # --------------------------------------------------------------------------- memory (04)

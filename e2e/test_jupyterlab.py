@@ -5,8 +5,8 @@ that is seen comes from the live kernel), runs every cell from the Run menu, and
 that the explorer widget renders — sliders and a picture — that moving a slider redraws
 the picture, and that no cell shows an error. Screenshots go to artifacts/e2e/.
 
-``test_chapter_explorers`` does the same for every other notebook with an explorer (04, 07,
-08 with two, 09): run the notebook, move one slider of each explorer with the keyboard, and
+``test_chapter_explorers`` does the same for every other notebook with an explorer (04 to
+09; 08 has two): run the notebook, move one slider of each explorer with the keyboard, and
 check that the picture changed and no error shows; before/after screenshots of each.
 
 ``test_missing_widget_is_caught`` runs the same steps on a notebook whose widget cannot
@@ -35,6 +35,8 @@ SLIDER = ".widget-slider.widget-hslider"         # IntSlider and SelectionSlider
 # notebook -> its explorers: (name, the slider to move, its readout before and after →)
 CHAPTER_EXPLORERS = {
     "notebooks/04_stride_tricks.ipynb": [("memory", "stride s", "2", "3")],
+    "notebooks/05_vectorized_forward.ipynb": [("taps", "tap col b", "0", "1")],
+    "notebooks/06_backward_weights.ipynb": [("taps", "tap row a", "0", "1")],
     "notebooks/07_backward_input_stride1.ipynb": [("backward", "window col", "0", "1")],
     "notebooks/08_dilated_backward.ipynb": [("matrix", "input pixel", "3", "4"),
                                             ("backward", "dilation d", "1", "2")],

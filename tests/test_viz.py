@@ -102,6 +102,25 @@ def test_explorer_redraws_when_a_slider_moves(capsys):
     assert "Not a valid convolution" in capsys.readouterr().out
 
 
+# --------------------------------------------------------------------------- taps (05/06)
+
+@given(layout=layouts(), data=st.data())
+def test_tap_cells_are_a_column_of_the_windows_and_give_dw(layout, data):
+    hw, k, hyper = layout
+    g = conv_geometry((1, *hw, 1), (*k, 1, 1), **hyper)
+    tap = (data.draw(st.integers(0, k[0] - 1)), data.draw(st.integers(0, k[1] - 1)))
+    index = np.arange(np.prod(g.padded_hw)).reshape(1, *g.padded_hw, 1)
+    column = convlib.windows(index, k, g.stride, g.dilation)[0, :, :, tap[0], tap[1], 0]
+    cells = viz.tap_cells(hw, k, **hyper, tap=tap)
+    assert cells == [divmod(int(v), g.padded_hw[1]) for v in column.ravel()]
+    rng = np.random.default_rng(len(cells))
+    x, dy = rng.standard_normal((1, *hw, 1)), rng.standard_normal((1, *g.out_hw, 1))
+    x_pad = convlib.shapes.pad(x, g)
+    dw, _ = convlib.strided.weight_gradients(dy, x_pad, g)
+    picture_sum = sum(x_pad[0, r, c, 0] * d for (r, c), d in zip(cells, dy.ravel()))
+    assert picture_sum == pytest.approx(dw[tap[0], tap[1], 0, 0], rel=1e-12, abs=1e-12)
+
+
 # --------------------------------------------------------------------------- memory (04)
 
 @given(layout=st.sampled_from(viz.LAYOUTS), h=st.integers(3, 7), w=st.integers(3, 7),
@@ -233,6 +252,7 @@ def test_sequential_float32_sums_drift_more_than_pairwise():
     (lambda: viz.matrix_view((4, 4), (3, 3), stride=2, padding=1, in_pos=(1, 2)), 3),
     (lambda: viz.transposed_step((4, 4), (3, 3), stride=2, padding=1, in_pos=(1, 2)), 2),
     (lambda: viz.precision_histogram(100, "float32", "BLAS dot", trials=20), 1),
+    (lambda: viz.tap_view((7, 7), (3, 3), stride=2, padding=1, tap=(1, 2)), 2),
 ])
 def test_new_figures_are_figures(make, n_axes):
     fig = make()
@@ -261,6 +281,7 @@ def test_animation_is_deterministic_html_with_one_frame_per_window():
     (viz.matrix_explorer, "input pixel", 5),
     (viz.matrix_explorer, "input", "2-D"),
     (viz.precision_explorer, "sum length n", 100),
+    (viz.tap_explorer, "tap col b", 2),
 ])
 def test_explorers_redraw_when_a_control_moves(make, control, value, monkeypatch):
     import IPython.display
