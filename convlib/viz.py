@@ -651,7 +651,7 @@ def precision_histogram(n, dtype="float32", order="sequential", *, trials=200, s
 
 # --------------------------------------------------------------------------- animations
 
-def animation_html(draw, frames, *, name, fps=2, dpi=50):
+def animation_html(draw, frames, *, name, fps=2, dpi=80):
     """A short animation as self-contained HTML/JS (matplotlib's ``to_jshtml``): frame k is
     ``draw(k)``, a figure from this module. ``name`` (unique in the notebook) replaces
     matplotlib's random element ids, so the stored output only changes with the pictures;
@@ -660,7 +660,15 @@ def animation_html(draw, frames, *, name, fps=2, dpi=50):
     from matplotlib.animation import FuncAnimation
     from matplotlib.image import imread
 
-    pngs = [compact_png(draw(k), dpi=dpi) for k in range(frames)]
+    pngs, positions = [], None
+    for k in range(frames):
+        fig = draw(k)
+        if positions is not None:        # same layout as frame 0: skip the slow layout pass
+            fig.set_layout_engine("none")
+            for ax, position in zip(fig.axes, positions):
+                ax.set_position(position)
+        pngs.append(compact_png(fig, dpi=dpi))
+        positions = positions or [ax.get_position() for ax in fig.axes]
     images = [imread(io.BytesIO(png)) for png in pngs]
     height, width = images[0].shape[:2]
     # one axes filling a figure of exactly the frames' size: each frame is shown pixel for pixel
