@@ -48,6 +48,9 @@ def compact_png(fig, dpi=100, colors=64, **savefig_kwargs):
 class CourseFigure(Figure):
     """A matplotlib Figure that a notebook shows as a :func:`compact_png`."""
 
+    def __repr__(self):                 # the stored notebooks' text/plain: a Figure like any
+        return super().__repr__().replace(type(self).__name__, "Figure", 1)
+
     def _repr_png_(self):
         return compact_png(self, bbox_inches="tight")
 

@@ -294,3 +294,8 @@ def test_explorers_redraw_when_a_control_moves(make, control, value, monkeypatch
     controls[control].value = value
     after = [d["image/png"] for d in shown if "image/png" in d]
     assert after and after[-1] != before[-1]
+
+
+def test_figures_print_as_plain_figures():
+    """Stored notebooks compare the text/plain of every figure: it must not name our class."""
+    assert repr(viz.sliding_window((5, 5), (3, 3))).startswith("<Figure size 700x340 with 2 Axes")
