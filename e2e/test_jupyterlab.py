@@ -95,8 +95,8 @@ def kernel_status(driver) -> str | None:
     return found[0].get_attribute("data-status") if found else None
 
 
-def run_all_cells(driver, n_code_cells: int, timeout: float = 90):
-    """Run → Run All Cells, as a person clicks it; wait until every code cell has run."""
+def click_run_all(driver):
+    """Run → Run All Cells, as a person clicks it."""
     menu = wait_for(driver, lambda d: next(
         (m for m in d.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-item")
          if m.text.strip() == "Run"), None), 10, "no Run menu in the menu bar")
@@ -107,16 +107,35 @@ def run_all_cells(driver, n_code_cells: int, timeout: float = 90):
         10, "no 'Run All Cells' in the Run menu")
     item.click()
 
+
+def input_prompts(driver) -> list[str]:
+    return [p.text.strip() for p in driver.find_elements(
+        By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt")]
+
+
+def run_all_cells(driver, n_code_cells: int, timeout: float = 90):
+    """Run → Run All Cells; wait until every code cell has run.
+
+    On a busy machine the kernel can report "idle" before it takes requests, and the click
+    then queues nothing (every prompt stays "[ ]:"). A person would click again; so do we,
+    once, and only when no cell has started — re-running nothing twice."""
+    click_run_all(driver)
+    started = lambda d: any(p and p != "[ ]:" for p in input_prompts(d))  # noqa: E731
+    try:
+        wait_for(driver, started, 20, "no cell started")
+    except AssertionError:
+        click_run_all(driver)
+
     def all_done(d):
-        prompts = [p.text.strip() for p in d.find_elements(
-            By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt")]
+        prompts = input_prompts(d)
         return (len(prompts) == n_code_cells and all(EXECUTED.match(p) for p in prompts)
                 and kernel_status(d) == "idle")
 
     try:
         wait_for(driver, all_done, timeout, "not every cell finished running")
     except AssertionError as e:
-        raise AssertionError(f"{e}; errors shown: {cell_errors(driver)}") from None
+        raise AssertionError(f"{e}; prompts: {input_prompts(driver)[:5]}…; "
+                             f"errors shown: {cell_errors(driver)}") from None
 
 
 def cell_errors(driver) -> list[str]:
