@@ -46,6 +46,15 @@
 # `convlib.shapes` (all the size arithmetic of this notebook) and `convlib.gradcheck`
 # (finite-difference gradient checks, notebook 3).
 
+# %% [markdown]
+# **"Adjoint"**, in the table above and later in the course, is a word from linear algebra.
+# A convolution is linear in its input, so it is a matrix $C$: flatten $x$ and $y$, and
+# $y = C x$. Its *adjoint* is the map that multiplies by the transposed matrix, $C^\top$:
+# it takes something shaped like the output back to the input's shape, and
+# $\langle C x, g \rangle = \langle x, C^\top g \rangle$ for every $x$ and $g$. The chain rule
+# makes it the backward pass: $dx = C^\top dy$. Notebooks 7 and 8 build $C$ and $C^\top$
+# explicitly; col2im is im2col's adjoint in the same sense.
+
 # %%
 # %matplotlib inline
 # %load_ext autoreload
@@ -338,6 +347,25 @@ for bad in [dict(x_shape=(1, 5, 5, 3), w_shape=(3, 3, 4, 8)),
         shapes.conv_geometry(**bad)
     except ValueError as e:
         print("ValueError:", e)
+
+# %% [markdown]
+# ## The window, moving
+#
+# The animation slides the window of a stride-2, padding-1, 3×3 convolution over a 5×5
+# input, one output pixel per frame: at stride 2 it jumps two cells each step, and after the
+# last full window it stops — the floor of the formula. (Press ▶; the picture works without
+# a running kernel, too.)
+
+# %%
+viz.sliding_animation((5, 5), (3, 3), stride=2, padding=1)
+
+# %% [markdown]
+# The explorer below starts from this picture — input 7×7, kernel 3, stride 2, padding 1:
+# output pixel (0, 0) and the window it reads. If you are reading a static copy of this
+# notebook (GitHub, nbviewer), this is what the sliders would show first.
+
+# %%
+viz.sliding_window((7, 7), (3, 3), stride=2, padding=1, out_pos=(0, 0))
 
 # %% [markdown]
 # ## Explore

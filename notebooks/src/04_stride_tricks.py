@@ -282,6 +282,29 @@ viz.sliding_window((6, 6), (3, 3), stride=1, padding=1, out_pos=(2, 3))
 check.windows()
 
 # %% [markdown]
+# ## Explore: the window view in memory
+#
+# The figure reads the view's numbers off memory itself: the offsets of the input's elements
+# (in bytes) and the two windows the view's first two output pixels read. Here the input is
+# a *transposed view* — an NCHW array transposed to NHWC, so moving along W jumps further in
+# memory than moving along H — and the view was built with **strides from the shape**: red
+# crosses mark the elements it reads that are not in the window. The text on the right
+# also shows what *your* `windows()` returns for the same input: the right windows, a view
+# that shares memory, read-only.
+
+# %%
+viz.memory_view((1, 5, 7, 2), (2, 2), stride=2, layout="transposed view", strides_from_shape=True)
+
+# %% [markdown]
+# Now move it yourself: kernel, stride and dilation, the input's layout (C order, Fortran
+# order, a transposed view), and the "strides from the shape" mistake. Watch which of the
+# six strides change with the stride and which with the dilation, and on which layouts the
+# mistake reads the wrong pixels.
+
+# %%
+viz.memory_explorer()
+
+# %% [markdown]
 # ## Summary
 #
 # * `strides` map an index to a byte offset; a view is new shape + strides over old memory.

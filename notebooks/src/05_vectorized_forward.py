@@ -272,6 +272,28 @@ check.strided_forward()
 check.im2col_forward()
 
 # %% [markdown]
+# ## Explore: one kernel tap across all windows
+#
+# im2col's matrix has one row per output pixel and one column per kernel tap (and input
+# channel). Read a *column*: tap $(a, b)$ of every window, the pixels
+# $x_\text{pad}[i\,s + a\,d,\; j\,s + b\,d]$ — a strided grid over the padded input, one
+# pixel per output. The figure shows tap (1, 2) of a 3×3 kernel at stride 2 and padding 1
+# (orange), next to the output grid it pairs with; the dashed square is the window of
+# output (0, 0), which holds this tap at its row 1, column 2.
+
+# %%
+from convlib import viz
+
+viz.tap_view((7, 7), (3, 3), stride=2, padding=1, tap=(1, 2))
+
+# %% [markdown]
+# Move the tap, the stride and the dilation: the grid keeps the output's shape, and the
+# stride sets its spacing, the dilation its offset between neighbouring taps.
+
+# %%
+viz.tap_explorer()
+
+# %% [markdown]
 # ## Summary
 #
 # * A convolution is one contraction of the window view with the kernel:

@@ -185,6 +185,26 @@ print("dW matches finite differences (rel. error < 1e-8):",
 check.weight_gradients()
 
 # %% [markdown]
+# ## Explore: which pixels make `dw[a, b]`
+#
+# One entry of the weight gradient, `dw[a, b]` (for one input and one output channel), is
+# a sum over output pixels: $\sum_{n, i, j} x_\text{pad}[n,\, i\,s + a\,d,\, j\,s + b\,d]\; dZ[n, i, j]$.
+# The orange pixels are the ones it reads — a strided grid with the output's shape, one
+# pixel per `dZ` entry. The stride only spaces them out: that is why the stride costs
+# nothing extra in `dW`.
+
+# %%
+from convlib import viz
+
+viz.tap_view((7, 7), (3, 3), stride=2, padding=1, tap=(0, 0))
+
+# %% [markdown]
+# Move the tap $(a, b)$, the stride, padding and dilation.
+
+# %%
+viz.tap_explorer()
+
+# %% [markdown]
 # **Summary.** `dW` is the forward contraction with the output axes and the kernel axes
 # swapped roles: windows × dZ, summed over images and output pixels. `db` is a sum. Next:
 # the input gradient, first at stride 1.

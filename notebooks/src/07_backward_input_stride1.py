@@ -249,6 +249,61 @@ print("stride 2: dZ", dz2.shape, "-> the stride-1 recipe gives", naive.shape,
 check.im2col_backward()
 
 # %% [markdown]
+# ## The matrix view at stride 1
+#
+# A convolution is linear in $x$, so it is a matrix: flatten $x$ (length $H W$) and $y$
+# (length $H_\text{out} W_\text{out}$), and $y = C x$. Column $k$ of $C$ is the output for the
+# $k$-th basis input, a single 1 at position $k$ — `viz.conv_matrix(conv, in_hw)` builds $C$
+# exactly that way, from any conv you give it. The backward pass multiplies by the
+# transpose: $dx = C^\top dy$, the **adjoint** of the conv. In 1-D, with kernel (1, 2, 3):
+
+# %%
+w_1d = np.array([1.0, 2.0, 3.0])
+
+
+def conv1d(x):
+    """Stride-1 correlation of a (1, L) signal with w_1d: (1, L) -> (1, L - 2)."""
+    return np.correlate(x[0], w_1d, mode="valid")[None, :]
+
+
+C = viz.conv_matrix(conv1d, (1, 6))
+print("C =\n", C.astype(int))
+print("Cᵀ =\n", C.T.astype(int))
+
+# %% [markdown]
+# Each row of $C^\top$ reads the kernel **backwards** (3, 2, 1 from left to right, cut off at
+# the borders): that is the 180° rotation. And $C^\top dy$ is the full correlation of the
+# padded `dy` with the rotated kernel — `np.convolve` flips its kernel, so it is exactly
+# that:
+
+# %%
+rng_1d = np.random.default_rng(71)
+x_1d, dy_1d = rng_1d.standard_normal((1, 6)), rng_1d.standard_normal((1, 4))
+print("y = C x:                                 ", np.allclose(C @ x_1d.ravel(), conv1d(x_1d).ravel()))
+print("dx = Cᵀ dy = np.convolve(dy, w, 'full'): ", np.allclose(C.T @ dy_1d.ravel(), np.convolve(dy_1d[0], w_1d, mode="full")))
+print(f"adjoint: <Cx, dy> = {(C @ x_1d.ravel()) @ dy_1d.ravel():.10f}, <x, Cᵀdy> = {x_1d.ravel() @ (C.T @ dy_1d.ravel()):.10f}")
+
+# %% [markdown]
+# ## Explore: the backward pass, step by step
+#
+# The figure draws `dx` for one channel with small integer numbers, two ways: `dZ` →
+# (dilated: nothing to do at stride 1) → padded by $k - 1$ → stride-1 windows of the
+# rotated kernel (green frame: the window that makes one `dx` pixel, orange cell) → crop;
+# and the loops' scatter, which gives the same numbers. The last panel counts the
+# contributions each input pixel receives: at stride 1 the inner pixels all get $k^2$.
+
+# %%
+viz.dilated_backward((6, 6), (3, 3), stride=1, padding=1, window=(2, 3), counts=True)
+
+# %% [markdown]
+# Move the sliders: input size, kernel, stride, padding ('same' included), dilation, and
+# the window's position. Set the stride to 2 for a preview of notebook 8: the counts become
+# uneven.
+
+# %%
+viz.backward_explorer(stride=1)
+
+# %% [markdown]
 # **Summary.** At stride 1, $dX$ = pad `dZ` by $k-1$, rotate the kernel by 180°, slide
 # stride-1 windows, contract over $C_\text{out}$, crop the padding. col2im is the same sum
 # organized per kernel tap.

@@ -333,6 +333,116 @@ for h in (7, 8):
     print(f"output_padding = {h - 7}: conv_transpose2d output is {gh.input_shape}")
 
 # %% [markdown]
+# ## The matrix view: $C$, $C^\top$, the flip and the dilation
+#
+# The conv is linear in $x$: flatten $x$ and $y$, and $y = C x$ for a matrix $C$ of shape
+# $(H_\text{out} W_\text{out}, H W)$. Its **adjoint** is $C^\top$ — the map with
+# $\langle C x, dy\rangle = \langle x, C^\top dy\rangle$ for every $x$ and $dy$ — and the chain
+# rule says $dx = C^\top dy$. `viz.conv_matrix(conv, in_hw)` builds $C$ one column at a time:
+# column $k$ is `conv` of the $k$-th basis input (a single 1 at position $k$). Start in 1-D:
+# a signal of length 8, kernel (1, 2, 3), stride 2, no padding.
+
+# %%
+w_1d = np.array([1.0, 2.0, 3.0])
+
+
+def conv1d_s2(x):
+    """Stride-2 correlation of a (1, L) signal with w_1d: (1, L) -> (1, (L - 3) // 2 + 1)."""
+    return np.correlate(x[0], w_1d, mode="valid")[::2][None, :]
+
+
+C = viz.conv_matrix(conv1d_s2, (1, 8))
+print("C =\n", C.astype(int))
+print("Cᵀ =\n", C.T.astype(int))
+
+# %% [markdown]
+# Read $C^\top$ row by row: row $q$ holds the weights $x_q$ was multiplied by, one per
+# output. Going right (to the next output) the kernel index goes **down** — the 180°
+# rotation — and by **2** at a time, because the windows start 2 apart: the entries of `dy`
+# that row $q$ meets are the non-zero entries of the *dilated* `dy` under the rotated
+# kernel. Row 4 is $(0, 3, 1)$: $dx_4 = 3\,dy_1 + 1\,dy_2$. The dilated recipe computes the
+# same numbers:
+
+# %%
+rng_1d = np.random.default_rng(81)
+x_1d, dy_1d = rng_1d.standard_normal((1, 8)), rng_1d.standard_normal((1, 3))
+dy_dilated = np.zeros(2 * (3 - 1) + 1)
+dy_dilated[::2] = dy_1d[0]                                 # s - 1 = 1 zero between entries
+extra_1d = (8 - 3) % 2                                     # the floor dropped x_7
+dx_recipe = np.pad(np.convolve(dy_dilated, w_1d, mode="full"), (0, extra_1d))   # convolve flips w
+print("y = C x:                                           ", np.allclose(C @ x_1d.ravel(), conv1d_s2(x_1d).ravel()))
+print("dx = Cᵀ dy = dilate, pad k-1 (+extra), rotated w:  ", np.allclose(C.T @ dy_1d.ravel(), dx_recipe))
+print(f"adjoint: <Cx, dy> = {(C @ x_1d.ravel()) @ dy_1d.ravel():.10f}, <x, Cᵀdy> = {x_1d.ravel() @ (C.T @ dy_1d.ravel()):.10f}")
+print("row 4 of Cᵀ:", C.T[4].astype(int), "  the last row (x_7, never read):", C.T[7].astype(int))
+
+# %% [markdown]
+# A tiny 2-D case: a 4×4 image, a 3×3 kernel with weights 1…9, stride 2, padding 1. Here
+# `conv` is this notebook's own `forward` on one channel, and the backward pass to compare
+# with is `input_grad` from the gradient check above.
+
+# %%
+w_2d = np.arange(1.0, 10.0).reshape(3, 3)
+
+
+def conv2d_one(x):
+    """(4, 4) -> (2, 2): this notebook's forward() on one image and one channel."""
+    return forward(x[None, :, :, None], w_2d[:, :, None, None], stride=2, pad=1)[0, :, :, 0]
+
+
+C2 = viz.conv_matrix(conv2d_one, (4, 4))
+x_2d, dy_2d = rng_1d.standard_normal((4, 4)), rng_1d.standard_normal((2, 2))
+dx_2d = input_grad(dy_2d[None, :, :, None], w_2d[:, :, None, None], (1, 4, 4, 1), stride=2, pad=1)
+print("C:", C2.shape, "  y = C x:", np.allclose(C2 @ x_2d.ravel(), conv2d_one(x_2d).ravel()),
+      "  dx = Cᵀ dy:", np.allclose(C2.T @ dy_2d.ravel(), dx_2d.ravel()))
+print("the figures' matrix (built from the window geometry) is the same:",
+      np.array_equal(C2, viz.conv_matrix(viz.window_conv(w_2d, stride=2, padding=1), (4, 4))))
+
+# %% [markdown]
+# The picture: $C$ and $C^\top$ as heatmaps (darker = larger weight). The orange column of
+# $C$ is input pixel (1, 2) — its row of $C^\top$. On the right, the same row computed the
+# transposed way: the rotated kernel (bold numbers) on the dilated, padded `dy`; only the
+# taps that land on a real `dy` entry (orange) count, and their weights are the row's
+# non-zeros.
+
+# %%
+viz.matrix_view((4, 4), (3, 3), stride=2, padding=1, in_pos=(1, 2))
+
+# %% [markdown]
+# The transposed pass in motion: one `dx` pixel per frame, the rotated kernel sliding with
+# stride 1 over the dilated, padded `dZ`; the title adds up the taps that meet a real entry.
+
+# %%
+viz.transposed_animation((4, 4), (3, 3), stride=2, padding=1)
+
+# %% [markdown]
+# Explore $C$ and $C^\top$: 1-D or 2-D input, its size, kernel, stride, padding, dilation,
+# and which input pixel's row to highlight. With stride 1 the rows of $C^\top$ are plain
+# reversed kernels; with stride 2 they skip.
+
+# %%
+viz.matrix_explorer()
+
+# %% [markdown]
+# ## Explore: the dilated backward pass
+#
+# The whole road of this notebook in one figure: `dZ` → dilated → padded by $d(k-1)$ with the
+# extra rows (orange) → the rotated kernel at one window (green frame) → the stride-1
+# result, cropped (green frame) — next to the loops' scatter with the same numbers. The
+# last panel counts how many contributions each input pixel receives: at stride 2 they are
+# uneven (some pixels are read by one window, some by four), which is why `dZ` must be
+# dilated before one stride-1 correlation can serve every pixel.
+
+# %%
+viz.dilated_backward((7, 7), (3, 3), stride=2, padding=1, window=(2, 3), counts=True)
+
+# %% [markdown]
+# Move the sliders: input size, kernel, stride, padding (including 'same'), dilation, and
+# the window's position.
+
+# %%
+viz.backward_explorer(stride=2)
+
+# %% [markdown]
 # ## A dilated kernel
 #
 # The graded `input_gradient` must also handle a **dilated** kernel: with dilation $d$, tap
