@@ -21,7 +21,7 @@ SEEDED_BUGS = {
     "missing_stride": ({"loops_forward", "loops_backward"}, "ignores the stride"),
     "pad_slice": ({"loops_backward"}, "x_pad[p:-p] is empty when p = 0"),
     "not_dilated": ({"input_gradient", "conv_transpose2d"}, "dZ is not dilated"),
-    "not_rotated": ({"input_gradient", "conv_transpose2d"}, "not rotated by 180°"),
+    "not_rotated": ({"input_gradient", "conv_transpose2d"}, "rotate it by 180° exactly once"),
     "no_bias": ({"im2col_forward"}, "the bias is not added"),
     "unpadded_windows": ({"input_gradient", "conv_transpose2d"},
                          "take as many windows as the *padded* input has rows"),
@@ -30,6 +30,11 @@ SEEDED_BUGS = {
     "writeable_windows": ({"windows"}, "the view must be read-only"),
     "strides_from_shape": ({"windows", "strided_forward", "im2col_forward", "weight_gradients",
                             "im2col_backward"}, "take strides from x.strides"),
+    "assigned_not_added": ({"loops_backward"}, "assigned (=) instead of added (+=)"),
+    "divided_by_n": ({"weight_gradients"}, "divided by the batch size N"),
+    "rotated_twice": ({"conv_transpose2d"}, "not twice"),
+    "one_axis_rotation": ({"input_gradient", "conv_transpose2d"}, "flipped along one axis only"),
+    "rotated_in_place": ({"input_gradient", "conv_transpose2d"}, "modified its input w"),
 }
 assert set(SEEDED_BUGS) == set(BUGS)
 
