@@ -287,7 +287,7 @@ def run(exercise_name: str, path=DATA, show_traceback: bool = False) -> dict:
     With ``show_traceback=True`` a crash is raised with its full traceback."""
     ex = exercises.TABLE[exercise_name]
     with np.load(path) as data:
-        cases = exercises.load_cases(data, _shapes)
+        cases = exercises.load_cases(data, _shapes, ex.cases)
         answers = [exercises.load_answers(data, exercise_name, k) for k in range(len(cases))]
     print(f"Checking {ex.title} in {ex.where} on {len(cases)} cases:")
     broken = syntax_error()

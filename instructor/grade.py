@@ -85,22 +85,26 @@ class HiddenTests:
         self.points, specs, seed = load_hidden(path)
         assert set(self.points) == set(exercises.TABLE), "every exercise needs points"
         self.cases = make_check_data.make_cases(specs, seed)
-        self.answers = {(name, k): make_check_data.expected_and_bugs(name, case)
-                        for name in self.points for k, case in enumerate(self.cases)}
+        self.case_sets = {"conv": self.cases}     # an exercise's ex.cases names its set
+        self.answers = make_check_data.answers(self.case_sets)
 
     @property
     def max_score(self):
         return sum(self.points.values())
 
     def write_inputs(self, path: Path):
-        np.savez(path, **exercises.case_arrays(self.cases))
+        arrays = {}
+        for case_set, cases in self.case_sets.items():
+            arrays.update(exercises.case_arrays(cases, case_set))
+        np.savez(path, **arrays)
 
     def judge(self, name: str, outputs: dict) -> ExerciseResult:
         """Compare what the student's process returned (exercises.outcome_arrays) with the
         expected values, with the checks' verdict."""
         result = ExerciseResult(name, self.points[name])
         verdicts = []
-        for k, case in enumerate(self.cases):
+        cases = self.case_sets[exercises.TABLE[name].cases]
+        for k, case in enumerate(cases):
             got, error, modified = exercises.load_outcome(outputs, k)
             if error is not None:
                 verdict = check.CaseVerdict(case, raised=error)
@@ -114,7 +118,7 @@ class HiddenTests:
         result.earned = result.points if all(v.ok for v in verdicts) else 0
         reasons = {v.reason for v in verdicts}
         if not any(v.ok for v in verdicts) and len(reasons) == 1:   # one message, not seven
-            result.lines = [f"✗ all {len(self.cases)} cases: {reasons.pop()}"]
+            result.lines = [f"✗ all {len(cases)} cases: {reasons.pop()}"]
         else:
             result.lines = [v.line() for v in verdicts]
         hint = check.failure_hint(verdicts)

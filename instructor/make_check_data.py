@@ -113,6 +113,8 @@ def _column_order_backward(case, g):
 
 def bug_outputs(exercise, case):
     """{output name: {bug name: what that bug returns}} for one exercise and case."""
+    if exercises.TABLE[exercise].cases != "conv":
+        return {}                     # the classic mistakes below are a convolution's
     g = case.geometry
     g1 = dataclasses.replace(g, stride=(1, 1))
     ho, wo = g.out_hw
@@ -180,13 +182,25 @@ def expected_and_bugs(name, case) -> tuple[dict, dict]:
     return expected, bugs
 
 
-def build(cases=None) -> dict:
+# case set -> the cases of the checks (see convlib.exercises.Exercise.cases)
+CASE_SETS = {"conv": make_cases}
+
+
+def answers(case_sets: dict) -> dict:
+    """{(exercise, k): (expected, bugs)} for every exercise on its set's cases."""
+    return {(name, k): expected_and_bugs(name, case)
+            for name, ex in exercises.TABLE.items()
+            for k, case in enumerate(case_sets[ex.cases])}
+
+
+def build(case_sets=None) -> dict:
     """Everything convlib.check needs, as a flat {key: array} for np.savez."""
-    cases = make_cases() if cases is None else cases
-    arrays = exercises.case_arrays(cases)
-    for k, case in enumerate(cases):
-        for name in exercises.TABLE:
-            arrays.update(exercises.answer_arrays(name, k, *expected_and_bugs(name, case)))
+    case_sets = case_sets or {name: make() for name, make in CASE_SETS.items()}
+    arrays = {}
+    for case_set, cases in case_sets.items():
+        arrays.update(exercises.case_arrays(cases, case_set))
+    for (name, k), (expected, bugs) in answers(case_sets).items():
+        arrays.update(exercises.answer_arrays(name, k, expected, bugs))
     return arrays
 
 

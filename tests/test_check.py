@@ -279,3 +279,29 @@ def test_notebook_exercises_are_checked_from_the_saved_notebooks(capsys):
     wrong = {"ulp_error": lambda approx, exact: abs(approx - exact)}   # not in ULPs
     check.ulp_error(wrong["ulp_error"])
     assert "✗ ulp_error: " in capsys.readouterr().out
+
+
+def test_an_exercise_is_one_table_entry(tmp_path, capsys):
+    """A new exercise, with its own case set and arguments other than x, w, b, dy (a
+    pooling layer's kernel_size), needs a table entry, not changes to the checker."""
+    def max_pool(m, c):
+        k = c.hyper["kernel_size"]
+        return (m.strided.windows(c.x, k, stride=k).max(axis=(3, 4)),)
+
+    def pool_cases():
+        rng = np.random.default_rng(0)
+        return [exercises.Case(f"{k}x{k} pool", {"x": rng.standard_normal((2, 6, 6, 3))},
+                               {"kernel_size": k}) for k in (2, 3)]
+
+    pool = exercises.Exercise("max_pool", "strided", ("windows",), ("y",), "04_stride_tricks",
+                              max_pool, cases="pool")
+    with mock.patch.dict(exercises.TABLE, {"max_pool": pool}), \
+            mock.patch.dict(make_check_data.CASE_SETS, {"pool": pool_cases}):
+        data = tmp_path / "check_data.npz"
+        np.savez(data, **make_check_data.build())
+        summary = check.run("max_pool", path=data)
+        assert summary == {"implemented": True, "passed": 2, "total": 2}
+        assert check.run("windows", path=data)["passed"] == N_CASES     # the others still run
+    out = capsys.readouterr().out
+    assert "Checking windows() in convlib/strided.py on 2 cases:" in out
+    assert "✓ 3x3 pool" in out
