@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab test lint e2e notebooks bench student grade bench-grading clean
+.PHONY: help venv lab test lint e2e notebooks bench student sandbox grade bench-grading clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -57,20 +57,35 @@ e2e: $(E2E_STAMP) ## open notebook 01 in JupyterLab in headless Chromium, run it
 notebooks: $(STAMP) ## rebuild and execute notebooks from notebooks/src (e.g. make notebooks NB="03 04")
 	$(PY) -m instructor.notebooks build $(NB)
 
-bench: $(STAMP) ## time every implementation against the GEMM floor (and PyTorch if installed)
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e ".[course,test,bench]"
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP) ## the machine, its roofline, every implementation vs the GEMM floor, scaling
 	$(PY) benchmarks/bench.py --plot artifacts/bench.png
 
 student: $(STAMP) ## build the student release: dist/student/ and dist/student.zip
 	$(PY) -m instructor.release --out dist/student
 
+# Each submission is graded in a bubblewrap sandbox (instructor/sandbox.py), Debian's
+# `bubblewrap`, installed here when missing (with sudo when you are not root).
+sandbox: ## install bubblewrap, the grader's sandbox, if missing
+	@if ! command -v bwrap >/dev/null || ! command -v setpriv >/dev/null; then \
+	  echo "installing bubblewrap with apt-get"; \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends bubblewrap util-linux; \
+	fi
+
 SUBMISSIONS ?=
 GRADES ?= grades
-grade: $(STAMP) ## grade with the hidden tests: make grade SUBMISSIONS=<dir> [GRADES=grades]
-	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder of submissions> [GRADES=<out dir>]"; exit 2; }
-	$(PY) -m instructor.grade "$(SUBMISSIONS)" --out "$(GRADES)"
+GRADE_ARGS ?=
+grade: $(STAMP) sandbox ## grade with the hidden tests: make grade SUBMISSIONS=<dir> [GRADES=grades] [GRADE_ARGS="--roster r.csv"]
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder of submissions> [GRADES=<out dir>] [GRADE_ARGS=...]"; exit 2; }
+	$(SUDO) $(PY) -m instructor.grade "$(SUBMISSIONS)" --out "$(GRADES)" $(GRADE_ARGS)
 
-bench-grading: $(STAMP) ## time the grading of 50 sample submissions
-	$(PY) benchmarks/grading.py -n 50
+bench-grading: $(STAMP) sandbox ## time and peak memory of grading 150 sample submissions (sandboxed)
+	$(SUDO) $(PY) benchmarks/grading.py -n 150
 
 clean: ## remove caches and build output (keeps .venv)
 	rm -rf .pytest_cache .hypothesis build dist grades artifacts

@@ -1,12 +1,25 @@
-"""Benchmark every conv2d implementation against the GEMM floor (and PyTorch, if installed).
+"""Benchmark every conv2d implementation against the GEMM floor and the machine's roofline.
 
     make bench                       # or: .venv/bin/python benchmarks/bench.py [--plot FILE]
+    python benchmarks/bench.py --quick        # tiny shapes: a smoke test in seconds
 
-For each layer shape and dtype it prints, per method, the median forward and backward time
-of interleaved repeats (every round times every method once, so machine noise hits all
-alike), the ratio to the **GEMM floor** — a bare matrix product with the im2col GEMM's
-(M, K, N); for the backward pass its two GEMMs, dW = cols.T @ dy and dcols = dy @ w.T —
-the speedup over the loops, and the peak extra memory (tracemalloc) of a forward+backward.
+It prints, in this order:
+
+* **machine** — CPU model, logical CPUs, load average, NumPy, and the BLAS NumPy calls
+  (library, version, kernel architecture, threads; from threadpoolctl).
+* **roofline** — per dtype, the peak FLOP/s of a large square GEMM and the memory bandwidth
+  of a large copy (bytes read + written). A layer doing F flops on at least B bytes (its
+  inputs and outputs, each touched once) cannot run faster than max(F / peak, B / bandwidth);
+  ``% roof`` is that bound divided by the measured time.
+* **layers** — per layer, dtype and method (and PyTorch if installed): the median forward
+  and backward time of interleaved repeats with their min-max spread, the ratio to the
+  **GEMM floor** (a bare matrix product of the im2col GEMM's (M, K, N); backward: its two
+  GEMMs dW = cols.T @ dy and dcols = dy @ w.T), ``% roof``, the speedup over the loops and
+  the peak extra memory (tracemalloc) of a forward+backward.
+* **seed 002 experiments** — other layouts for seed 002's skinny layer (numpy.fft; wide
+  output tiles that make the GEMM fatter; the transposed GEMM), checked against im2col.
+* **scaling** — forward time against multiply-adds over 4 batch sizes and 4 image sizes,
+  with the fitted log-log slope per method (1 = time proportional to the work).
 
 The loops run on one image and are scaled by the batch size (they are linear in N).
 This is a measurement, not a test: numbers depend on the machine and its load.
@@ -15,15 +28,20 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
+import os
+import platform
 import statistics
 import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 
 import convlib
-from convlib.shapes import conv_geometry
+from convlib.shapes import conv_geometry, pad
+from convlib.strided import windows
 
 # (name, x shape, kernel (KH, KW), C_out, stride, padding); the loops run on the first only
 SHAPES = [
@@ -32,7 +50,14 @@ SHAPES = [
     ("3x3 64->64 on 32x32, stride 2", (16, 32, 32, 64), (3, 3), 64, 2, 1),
     ("3x3 128->128 on 56x56", (4, 56, 56, 128), (3, 3), 128, 1, 1),
 ]
-METHODS = ["strided", "im2col", "taps", "dispatch"]
+QUICK_SHAPES = [
+    ("seed 002 (tiny): 5x5, 3->10, 12x12", (2, 12, 12, 3), (5, 5), 10, 1, 2),
+    ("3x3 8->8 on 8x8, stride 2", (2, 8, 8, 8), (3, 3), 8, 2, 1),
+]
+# scaling: (C_in = C_out, batches at the base size, sizes at the base batch, base size, base batch)
+SWEEP = dict(channels=64, batches=(1, 2, 4, 8), sizes=(8, 16, 32, 64), size=32, batch=4)
+QUICK_SWEEP = dict(channels=4, batches=(1, 2, 3, 4), sizes=(4, 6, 8, 10), size=6, batch=2)
+METHODS = ["strided", "im2col", "taps", "tiles", "dispatch"]
 
 
 def log(msg):
@@ -44,6 +69,83 @@ def timed(f):
     f()
     return time.perf_counter() - start
 
+
+def best_of(f, repeats):
+    f()                                       # warm-up: page faults, plans, caches
+    return min(timed(f) for _ in range(repeats))
+
+
+# --------------------------------------------------------------------------- the machine
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas_lines() -> list[str]:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return ["BLAS: unknown (pip install threadpoolctl; `make bench` installs it)"]
+    return [f"BLAS: {p.get('internal_api')} {p.get('version')}, kernel "
+            f"{p.get('architecture') or '?'}, {p.get('num_threads')} threads "
+            f"({Path(p.get('filepath', '?')).name})"
+            for p in threadpool_info() if p.get("user_api") == "blas"] or ["BLAS: none found"]
+
+
+def machine_report():
+    load = " / ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    print("== machine")
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; load average (1/5/15 min): {load}")
+    print(f"Python {platform.python_version()}, NumPy {np.__version__}, dispatch "
+          f"{convlib.get_dispatch()}")
+    for line in blas_lines():
+        print(line)
+    if importlib.util.find_spec("torch"):
+        import torch
+        print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads, "
+              f"oneDNN {'on' if torch.backends.mkldnn.is_available() else 'off'}")
+
+
+# --------------------------------------------------------------------------- the roofline
+
+def roofline(dtype, quick, repeats):
+    """Peak FLOP/s (square GEMM) and bandwidth (bytes read + written by a copy)."""
+    rng = np.random.default_rng(0)
+    n = 256 if quick else 2048
+    a, b = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
+    peak = 2 * n**3 / best_of(lambda: a @ b, repeats)
+    size = (4 if quick else 256) * 2**20 // np.dtype(dtype).itemsize
+    src, dst = np.ones(size, dtype), np.empty(size, dtype)
+    bandwidth = 2 * src.nbytes / best_of(lambda: np.copyto(dst, src), repeats)
+    return dict(peak=peak, bandwidth=bandwidth, gemm_n=n, copy_mib=src.nbytes / 2**20)
+
+
+def roofline_report(dtype, roof):
+    print(f"{np.dtype(dtype).name}: peak {roof['peak'] / 1e9:.1f} GFLOP/s "
+          f"({roof['gemm_n']}^2 GEMM), bandwidth {roof['bandwidth'] / 1e9:.1f} GB/s "
+          f"({roof['copy_mib']:.0f} MiB copy); ridge at "
+          f"{roof['peak'] / roof['bandwidth']:.1f} flop/byte")
+
+
+def layer_work(g, itemsize):
+    """(flops, least bytes) of the forward and of the backward pass."""
+    macs = math.prod(g.output_shape) * math.prod(g.kernel_hw) * g.in_channels
+    x, w, y = (math.prod(s) * itemsize for s in (g.input_shape, g.weight_shape, g.output_shape))
+    return dict(forward=(2 * macs, x + w + y), backward=(4 * macs, 2 * x + 2 * w + y))
+
+
+def bound(work, roof):
+    flops, nbytes = work
+    return max(flops / roof["peak"], nbytes / roof["bandwidth"])
+
+
+# --------------------------------------------------------------------------- the layers
 
 def torch_calls(x, w, dy, stride, padding):
     """PyTorch forward/backward closures on the same data (NCHW/OIHW, converted once)."""
@@ -79,74 +181,241 @@ def peak_memory(forward, backward):
     return peak
 
 
-def bench_shape(name, x_shape, kernel, c_out, stride, padding, dtype, repeats, rng):
+def layer_data(x_shape, kernel, c_out, stride, padding, dtype, rng):
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal((*kernel, x_shape[3], c_out)).astype(dtype)
     g = conv_geometry(x.shape, w.shape, stride=stride, padding=padding)
     dy = rng.standard_normal(g.output_shape).astype(dtype)
-    m, k, n = g.batch * g.out_hw[0] * g.out_hw[1], kernel[0] * kernel[1] * x_shape[3], c_out
+    return x, w, dy, g
+
+
+def gemm_floor(g, dtype, rng):
+    m, k, n = (g.batch * g.out_hw[0] * g.out_hw[1], math.prod(g.kernel_hw) * g.in_channels,
+               g.out_channels)
     cols, w2d, dy2d = (rng.standard_normal(s).astype(dtype) for s in ((m, k), (k, n), (m, n)))
+    return (m, k, n), (lambda: cols @ w2d, lambda: (cols.T @ dy2d, dy2d @ w2d.T))
+
+
+def bench_shape(name, x_shape, kernel, c_out, stride, padding, dtype, repeats, rng, with_loops):
+    x, w, dy, g = layer_data(x_shape, kernel, c_out, stride, padding, dtype, rng)
+    mnk, floor = gemm_floor(g, dtype, rng)
     methods = METHODS + (["torch"] if importlib.util.find_spec("torch") else [])
-    fns = {"GEMM floor": (lambda: cols @ w2d, lambda: (cols.T @ dy2d, dy2d @ w2d.T))}
-    fns.update({meth: calls(meth, x, w, dy, stride, padding) for meth in methods})
+    fns = {"GEMM floor": floor}
+    for meth in methods:
+        fwd, bwd = calls(meth, x, w, dy, stride, padding)
+        try:                     # one untimed call each: a warm-up (dispatch measures its
+            fwd(), bwd()         # plan here), and in the student release a check that the
+        except NotImplementedError:    # exercise is done
+            log(f"  {meth}: not implemented yet, skipped")
+            continue
+        fns[meth] = (fwd, bwd)
+    floor[0](), floor[1]()
     times = {key: ([], []) for key in fns}
     for r in range(repeats):
         log(f"  {name} {np.dtype(dtype).name}: round {r + 1}/{repeats}")
         for key, (fwd, bwd) in fns.items():
             times[key][0].append(timed(fwd))
             times[key][1].append(timed(bwd))
-    # loops: on one image, scaled by N, and on the smallest layer only: they are slow
     loops = None
-    if name == SHAPES[0][0]:
+    if with_loops:                            # one image, scaled by N: the loops are slow
         log(f"  {name}: loops on one image")
         one = calls("loops", x[:1], w, dy[:1], stride, padding)
-        loops = tuple(timed(f) * g.batch for f in one)
+        try:
+            loops = tuple(timed(f) * g.batch for f in one)
+        except NotImplementedError:
+            log("  loops: not implemented yet, skipped")
     rows = {}
     for key in fns:
-        fwd, bwd = (statistics.median(t) for t in times[key])
         # tracemalloc sees NumPy's allocations, not PyTorch's
         mem = peak_memory(*fns[key]) if key not in ("GEMM floor", "torch") else None
-        rows[key] = (fwd, bwd, mem)
-    return dict(name=name, dtype=np.dtype(dtype).name, mnk=(m, k, n), rows=rows, loops=loops,
-                in_out_bytes=x.nbytes + dy.nbytes)
+        rows[key] = (times[key][0], times[key][1], mem)
+    # the plans dispatch measured for this layer (signature: direction, geometry, dtype)
+    plan = [str(p) for key, p in convlib.dispatch.plans().items()
+            if key[1] == g and key[2] == x.dtype.str]
+    return dict(name=name, dtype=np.dtype(dtype).name, mnk=mnk, rows=rows, loops=loops,
+                in_out_bytes=x.nbytes + dy.nbytes, work=layer_work(g, x.itemsize), plan=plan)
 
 
-def report(result):
-    floor_f, floor_b, _ = result["rows"]["GEMM floor"]
+def spread(ts):
+    return f"{statistics.median(ts) * 1e3:>8.2f} [{min(ts) * 1e3:.2f}-{max(ts) * 1e3:.2f}]"
+
+
+def report(result, roof):
+    floor_f, floor_b = (statistics.median(t) for t in result["rows"]["GEMM floor"][:2])
+    bound_f, bound_b = (bound(result["work"][d], roof) for d in ("forward", "backward"))
     m, k, n = result["mnk"]
+    (flops_f, bytes_f), (flops_b, bytes_b) = result["work"]["forward"], result["work"]["backward"]
     print(f"\n{result['name']}  [{result['dtype']}]  GEMM (M, K, N) = ({m}, {k}, {n}); "
           f"input + output = {result['in_out_bytes'] / 2**20:.1f} MiB")
-    print(f"  {'method':<11}{'fwd ms':>9}{'x floor':>9}{'bwd ms':>9}{'x floor':>9}"
-          f"{'vs loops':>10}{'peak MiB':>10}")
-    for key, (fwd, bwd, mem) in result["rows"].items():
-        speedup = (f"{(result['loops'][0] + result['loops'][1]) / (fwd + bwd):>9.0f}x"
-                   if result["loops"] and key != "GEMM floor" else f"{'':>10}")
-        memory = f"{mem / 2**20:>10.1f}" if mem is not None else f"{'':>10}"
-        print(f"  {key:<11}{fwd * 1e3:>9.2f}{fwd / floor_f:>9.2f}{bwd * 1e3:>9.2f}"
-              f"{bwd / floor_b:>9.2f}{speedup}{memory}")
+    print(f"  roofline: forward {flops_f / bytes_f:.1f} flop/byte -> bound {bound_f * 1e3:.2f} ms "
+          f"({'compute' if flops_f / roof['peak'] >= bytes_f / roof['bandwidth'] else 'memory'}); "
+          f"backward {flops_b / bytes_b:.1f} flop/byte -> bound {bound_b * 1e3:.2f} ms")
+    for line in result["plan"]:
+        print(f"  measured plan, {line}")
+    print(f"  {'method':<11}{'fwd ms median [min-max]':>26}{'x floor':>8}{'% roof':>7}"
+          f"{'bwd ms median [min-max]':>26}{'x floor':>8}{'% roof':>7}{'vs loops':>9}"
+          f"{'peak MiB':>9}")
+    for key, (tf, tb, mem) in result["rows"].items():
+        fwd, bwd = statistics.median(tf), statistics.median(tb)
+        speedup = (f"{(result['loops'][0] + result['loops'][1]) / (fwd + bwd):>8.0f}x"
+                   if result["loops"] and key != "GEMM floor" else f"{'':>9}")
+        memory = f"{mem / 2**20:>9.1f}" if mem is not None else f"{'':>9}"
+        print(f"  {key:<11}{spread(tf):>26}{fwd / floor_f:>8.2f}{100 * bound_f / fwd:>6.0f}%"
+              f"{spread(tb):>26}{bwd / floor_b:>8.2f}{100 * bound_b / bwd:>6.0f}%{speedup}{memory}")
     if result["loops"]:
         f, b = result["loops"]
-        print(f"  {'loops':<11}{f * 1e3:>9.0f}{f / floor_f:>9.0f}{b * 1e3:>9.0f}{b / floor_b:>9.0f}"
-              f"   (one image, scaled by N)")
+        print(f"  {'loops':<11}{f * 1e3:>26.0f}{f / floor_f:>8.0f}{100 * bound_f / f:>6.2f}%"
+              f"{b * 1e3:>26.0f}{b / floor_b:>8.0f}{100 * bound_b / b:>6.2f}%   (one image x N)")
 
 
-def plot(results, path):
+# --------------------------------------------------------------------------- seed 002 experiments
+
+def fft_conv2d(x, w, padding):
+    """Stride-1 forward pass by numpy.fft: correlation = irfft(X * conj(W)) per channel pair,
+    summed over C_in at each frequency (a batched (N, C_in) @ (C_in, C_out) product)."""
+    g = conv_geometry(x.shape, w.shape, padding=padding)
+    xp = pad(x, g)
+    hw = g.padded_hw
+    xf = np.fft.rfft2(xp, axes=(1, 2))                          # (N, Hp, Wp//2+1, C_in)
+    wf = np.fft.rfft2(w, s=hw, axes=(0, 1)).conj()              # (Hp, Wp//2+1, C_in, C_out)
+    yf = np.matmul(xf.transpose(1, 2, 0, 3), wf)                # (Hp, Wp//2+1, N, C_out)
+    y = np.fft.irfft2(yf.transpose(2, 0, 1, 3), s=hw, axes=(1, 2))
+    return np.ascontiguousarray(y[:, :g.out_hw[0], :g.out_hw[1]], dtype=x.dtype)
+
+
+def wide_tile_conv2d(x, w, padding, tile):
+    """Stride-1 forward pass with one GEMM row per ``tile`` adjacent output pixels of a row:
+    K = KH*(KW + tile - 1)*C_in, N = tile*C_out. The GEMM is fatter (N grows ``tile``-fold)
+    at the price of (KW + tile - 1)/KW times the flops (zeros in the widened kernel)."""
+    g = conv_geometry(x.shape, w.shape, padding=padding)
+    (kh, kw), (ho, wo) = g.kernel_hw, g.out_hw
+    blocks = -(-wo // tile)
+    xp = pad(x, g)
+    extra = blocks * tile + kw - 1 - xp.shape[2]               # zero columns to fill the last tile
+    if extra > 0:
+        xp = np.pad(xp, ((0, 0), (0, 0), (0, extra), (0, 0)))
+    cols = windows(xp, (kh, tile + kw - 1), stride=(1, tile))[:, :, :blocks]
+    cols = cols.reshape(g.batch * ho * blocks, -1)              # the copy
+    wide = np.zeros((kh, tile + kw - 1, g.in_channels, tile, g.out_channels), x.dtype)
+    for p in range(tile):
+        wide[:, p:p + kw, :, p, :] = w
+    y = cols @ wide.reshape(cols.shape[1], tile * g.out_channels)
+    return y.reshape(g.batch, ho, blocks * tile, g.out_channels)[:, :, :wo]
+
+
+def transposed_im2col_conv2d(x, w, padding):
+    """y.T = w2d.T @ cols.T: the same flops with M = C_out and N = the pixels."""
+    g = conv_geometry(x.shape, w.shape, padding=padding)
+    view = windows(pad(x, g), g.kernel_hw)                     # (N, Ho, Wo, KH, KW, C)
+    pixels = math.prod(g.output_shape[:3])
+    cols_t = np.ascontiguousarray(view.transpose(3, 4, 5, 0, 1, 2)).reshape(-1, pixels)
+    y_t = w.reshape(-1, g.out_channels).T @ cols_t              # (C_out, N*Ho*Wo)
+    return np.ascontiguousarray(y_t.T).reshape(g.output_shape)
+
+
+def experiments(shape, dtype, repeats, rng):
+    name, x_shape, kernel, c_out, stride, padding = shape
+    x, w, _, g = layer_data(x_shape, kernel, c_out, stride, padding, dtype, rng)
+    _, (floor, _) = gemm_floor(g, dtype, rng)
+    reference = convlib.im2col.conv2d(x, w, padding=padding)
+    tries = {"im2col (today)": lambda: convlib.im2col.conv2d(x, w, padding=padding),
+             "dispatch": lambda: convlib.conv2d(x, w, padding=padding),
+             "numpy.fft": lambda: fft_conv2d(x, w, padding),
+             "transposed GEMM": lambda: transposed_im2col_conv2d(x, w, padding)}
+    tries.update({f"wide tiles x{t}": (lambda t=t: wide_tile_conv2d(x, w, padding, t))
+                  for t in (2, 4, 8)})
+    t_floor = best_of(floor, repeats)
+    print(f"\n{name}  [{np.dtype(dtype).name}]  forward, best of {repeats}; "
+          f"GEMM floor {t_floor * 1e3:.2f} ms")
+    scale = np.abs(reference).max()
+    for label, f in tries.items():
+        err = np.abs(f() - reference).max() / scale
+        t = best_of(f, repeats)
+        print(f"  {label:<17}{t * 1e3:>9.2f} ms{t / t_floor:>7.2f}x floor   "
+              f"max |diff| / max |y| vs im2col: {err:.1e}")
+
+
+# --------------------------------------------------------------------------- scaling
+
+def scaling(sweep, dtype, repeats, rng):
+    """Forward time against multiply-adds: 4 batch sizes, then 4 image sizes."""
+    c = sweep["channels"]
+    w = rng.standard_normal((3, 3, c, c)).astype(dtype)
+    methods = METHODS + (["torch"] if importlib.util.find_spec("torch") else [])
+    series = {}
+    for axis, points in (("batch", sweep["batches"]), ("size", sweep["sizes"])):
+        for method in methods + ["GEMM floor"]:
+            series[(axis, method)] = []
+        for p in points:
+            n, s = (p, sweep["size"]) if axis == "batch" else (sweep["batch"], p)
+            x, _, dy, g = layer_data((n, s, s, c), (3, 3), c, 1, 1, dtype, rng)
+            macs = math.prod(g.output_shape) * 9 * c
+            log(f"  scaling: {axis} = {p}")
+            for method in methods:
+                forward = calls(method, x, w, dy, 1, 1)[0]
+                series[(axis, method)].append((macs, best_of(forward, repeats)))
+            floor = gemm_floor(g, dtype, rng)[1][0]
+            series[(axis, "GEMM floor")].append((macs, best_of(floor, repeats)))
+    print(f"\n== scaling: 3x3 {c}->{c}, stride 1, pad 1, {np.dtype(dtype).name}, forward, "
+          f"best of {repeats}")
+    for axis, label in (("batch", f"batch {sweep['batches']} at {sweep['size']}x{sweep['size']}"),
+                        ("size", f"image size {sweep['sizes']} at batch {sweep['batch']}")):
+        print(f"  {label}: slope of log(time) vs log(multiply-adds); times in ms")
+        for (ax, method), pts in series.items():
+            if ax != axis:
+                continue
+            macs, ts = np.array(pts).T
+            slope = np.polyfit(np.log(macs), np.log(ts), 1)[0]
+            times = "  ".join(f"{t * 1e3:8.3f}" for t in ts)
+            print(f"    {method:<11} slope {slope:4.2f}   {times}")
+    return series
+
+
+# --------------------------------------------------------------------------- plots
+
+def plot(results, roofs, series, path):
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
-    fig = Figure(figsize=(9, 4), layout="constrained")
-    for ax, col, title in zip(fig.subplots(1, 2), (0, 1), ("forward", "backward")):
-        methods = [k for k in results[0]["rows"] if k != "GEMM floor"]
-        for meth in methods:
-            floors = [r["rows"]["GEMM floor"][col] for r in results]
-            ax.loglog(floors, [r["rows"][meth][col] for r in results], "o", label=meth)
-        lo = min(r["rows"]["GEMM floor"][col] for r in results)
-        hi = max(max(v[col] for v in r["rows"].values()) for r in results)
+    fig = Figure(figsize=(13, 8), layout="constrained")
+    axes = fig.subplots(2, 2)
+    for ax, col, title in zip(axes[0], (0, 1), ("forward", "backward")):
+        for meth in (k for k in results[0]["rows"] if k != "GEMM floor"):
+            floors = [statistics.median(r["rows"]["GEMM floor"][col]) for r in results]
+            ax.loglog(floors, [statistics.median(r["rows"][meth][col]) for r in results], "o",
+                      label=meth)
+        lo = min(statistics.median(r["rows"]["GEMM floor"][col]) for r in results)
+        hi = max(max(statistics.median(v[col]) for v in r["rows"].values()) for r in results)
         ax.loglog([lo, hi], [lo, hi], "k-", lw=0.8, label="= GEMM floor")
         ax.loglog([lo, hi], [1.2 * lo, 1.2 * hi], "k:", lw=0.8, label="1.2x floor")
         ax.set(title=title, xlabel="GEMM floor (s)", ylabel="time (s)")
         ax.legend(fontsize=7)
-    fig.savefig(path, dpi=120)
+    methods = list(results[0]["rows"])
+    color = {m: f"C{i}" for i, m in enumerate(methods)}
+    ax = axes[1][0]                                   # the roofline, forward passes
+    for (dtype, roof), style in zip(roofs.items(), ("-", "--")):
+        ai = np.logspace(-1, 3, 100)
+        ax.loglog(ai, np.minimum(roof["peak"], ai * roof["bandwidth"]) / 1e9, "k" + style,
+                  lw=0.8, label=f"roof {dtype}")
+    for r in results:
+        flops, nbytes = r["work"]["forward"]
+        for meth, (tf, _, _) in r["rows"].items():
+            ax.loglog(flops / nbytes, flops / statistics.median(tf) / 1e9,
+                      "o" if r["dtype"] == "float64" else "^", color=color[meth], alpha=0.7,
+                      label=meth if r is results[0] else None)
+    ax.set(title="roofline, forward (o float64, ^ float32; one column per layer)",
+           xlabel="flop / byte", ylabel="GFLOP/s")
+    ax.legend(fontsize=7)
+    ax = axes[1][1]
+    for (axis, method), pts in series.items():
+        macs, ts = np.array(pts).T
+        ax.loglog(macs, ts, "o-" if axis == "batch" else "s--", color=color.get(method),
+                  label=f"{method} ({axis})")
+    ax.set(title="scaling, forward (o batch size, s image size)", xlabel="multiply-adds",
+           ylabel="time (s)")
+    ax.legend(fontsize=6, ncol=2)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
     log(f"saved {path}")
 
 
@@ -154,17 +423,33 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
-    ap.add_argument("--plot", metavar="FILE", help="save a log-log plot (PNG)")
+    ap.add_argument("--plot", metavar="FILE", help="save the plots (PNG)")
+    ap.add_argument("--quick", action="store_true", help="tiny shapes, 2 repeats: a smoke test")
     args = ap.parse_args(argv)
+    repeats = 2 if args.quick else args.repeats
+    shapes, sweep = (QUICK_SHAPES, QUICK_SWEEP) if args.quick else (SHAPES, SWEEP)
     dtypes = [np.float32, np.float64] if args.dtype == "both" else [np.dtype(args.dtype).type]
     rng = np.random.default_rng(0)
+    machine_report()
+    print("\n== roofline")
+    roofs = {}
+    for dtype in dtypes:
+        roofs[np.dtype(dtype).name] = roofline(dtype, args.quick, repeats)
+        roofline_report(dtype, roofs[np.dtype(dtype).name])
+    print("\n== layers (times in ms: median [min-max] of interleaved repeats; "
+          "% roof = roofline bound / median)")
     results = []
     for dtype in dtypes:
-        for shape in SHAPES:
-            results.append(bench_shape(*shape, dtype, args.repeats, rng))
-            report(results[-1])
+        for shape in shapes:
+            results.append(bench_shape(*shape, dtype, repeats, rng, with_loops=shape is shapes[0]))
+            report(results[-1], roofs[np.dtype(dtype).name])
+    print("\n== seed 002 experiments")
+    for dtype in dtypes:
+        experiments(shapes[0], dtype, repeats, rng)
+    series = scaling(sweep, dtypes[-1], repeats, rng)
+    print(f"\nload average at the end: {' / '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if args.plot:
-        plot(results, args.plot)
+        plot(results, roofs, series, args.plot)
 
 
 if __name__ == "__main__":

@@ -9,17 +9,22 @@ bias ``(C_out,)``. The ladder, one module per rung, each with the same signature
 * :mod:`convlib.strided` — stride tricks + tensordot; the dilated backward pass
 * :mod:`convlib.im2col`  — column matrix + one GEMM; col2im
 * :mod:`convlib.taps`    — one GEMM per kernel tap on shifted views: fast, no big copies
+* :mod:`convlib.tiles`   — im2col over wide output tiles: a fatter GEMM for thin layers
 
-:func:`conv2d` and :func:`conv2d_backward` here pick the fastest correct one.
+:func:`conv2d` and :func:`conv2d_backward` here pick the fastest correct one: for large
+calls by timing the candidates once per call signature on this machine (see
+:mod:`convlib.dispatch`; ``set_dispatch("fixed")`` switches to a fixed rule).
 Shape arithmetic lives in :mod:`convlib.shapes`; gradient checks in :mod:`convlib.gradcheck`.
 """
-from . import gradcheck, im2col, loops, shapes, strided, taps
-from .dispatch import conv2d, conv2d_backward
+from . import gradcheck, im2col, loops, shapes, strided, taps, tiles
+from .dispatch import conv2d, conv2d_backward, get_dispatch, set_dispatch
 from .strided import conv_transpose2d, dilate, windows
 
 # The rungs of the ladder, slowest first; every one has the same conv2d/conv2d_backward.
-implementations = {"loops": loops, "strided": strided, "im2col": im2col, "taps": taps}
+implementations = {"loops": loops, "strided": strided, "im2col": im2col, "taps": taps,
+                   "tiles": tiles}
 
-__all__ = ["conv2d", "conv2d_backward", "conv_transpose2d", "windows", "dilate",
-           "loops", "strided", "im2col", "taps", "shapes", "gradcheck", "implementations"]
+__all__ = ["conv2d", "conv2d_backward", "set_dispatch", "get_dispatch", "conv_transpose2d",
+           "windows", "dilate",
+           "loops", "strided", "im2col", "taps", "tiles", "shapes", "gradcheck", "implementations"]
 __version__ = "0.1.0"

@@ -39,6 +39,14 @@ DEF = re.compile(r"^[ \t]*def (\w+)\(", re.M)
 # Which notebook teaches each exercise function: the stub's message points there.
 NOTEBOOK_FOR = {f"{ex.module}.{function}": ex.notebook
                 for ex in exercises.TABLE.values() for function in ex.functions}
+# Solution regions that are not exercises. convlib/tiles.py is im2col over wide output tiles
+# (the fast path for thin layers): shipped whole it would give the im2col and col2im answers
+# away, so its regions are stripped too, with a message saying it is not an exercise.
+WITHHELD = {
+    "tiles": ("convlib/tiles.py is not an exercise: it is the instructors' fast path for thin "
+              "layers, built like im2col() and col2im(), so the release leaves it out; "
+              "convlib.conv2d uses the other rungs without it"),
+}
 PUBLIC_TESTS = ["conftest.py", "strategies.py", "test_agreement.py", "test_api.py",
                 "test_docstrings.py", "test_dispatch.py", "test_gradcheck.py", "test_taps.py",
                 "test_torch_golden.py", "test_viz.py", "golden/torch_cases.npz"]
@@ -67,6 +75,8 @@ def release_module(source: Path) -> str:
 
     def stub(function):
         qualified = f"{module}.{function}"
+        if module in WITHHELD:
+            return WITHHELD[module]
         if qualified not in NOTEBOOK_FOR:
             raise KeyError(f"{qualified} has a solution region but no notebook in NOTEBOOK_FOR")
         return (f"open notebooks/{NOTEBOOK_FOR[qualified]}.ipynb and "
@@ -108,6 +118,8 @@ def build(out: Path = ROOT / "dist" / "student") -> Path:
     for name in TOP_FILES:
         shutil.copyfile(ROOT / name, out / name)
     (out / "pyproject.toml").write_text(student_pyproject((ROOT / "pyproject.toml").read_text()))
+    (out / "benchmarks").mkdir()                 # `make bench`, which notebook 10 mentions
+    shutil.copyfile(ROOT / "benchmarks" / "bench.py", out / "benchmarks" / "bench.py")
     for template in TEMPLATE.iterdir():
         shutil.copyfile(template, out / template.name)
 
@@ -156,7 +168,7 @@ def leaks(release: Path) -> list[str]:
     problems = []
     forbidden_paths = ["instructor", "tests/hidden", "notebooks/src", "tests/test_check.py",
                        "tests/torch_oracle.py", "tests/test_torch_live.py",
-                       "tests/golden/make_golden.py", "benchmarks", ".ci"]
+                       "tests/golden/make_golden.py", "benchmarks/grading.py", ".ci"]
     for rel in forbidden_paths:
         if (release / rel).exists():
             problems.append(f"{rel} is instructor material")

@@ -4,9 +4,9 @@ import doctest
 import pytest
 
 import convlib
-from convlib import gradcheck, shapes, strided
+from convlib import dispatch, gradcheck, shapes, strided, tiles
 
-MODULES = [shapes, strided, gradcheck]
+MODULES = [shapes, strided, gradcheck, dispatch, tiles]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

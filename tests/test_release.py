@@ -121,6 +121,21 @@ def test_release_notebooks_are_clean(student):
                for c in precision.cells)
 
 
+def test_make_bench_ships_and_skips_the_stubs(student):
+    """Notebook 10 sends students to `make bench`: the target and its script are in the
+    release, and with every exercise a stub the script skips the methods instead of failing."""
+    out, _ = student
+    assert "\nbench:" in (out / "Makefile").read_text()
+    assert not (out / "benchmarks" / "grading.py").exists()
+    code = ("import sys; sys.argv = ['bench']; sys.path.insert(0, 'benchmarks'); import bench; "
+            "import numpy as np; r = bench.bench_shape('tiny', (1, 6, 6, 2), (3, 3), 2, 1, 1, "
+            "np.float64, 1, np.random.default_rng(0)); print(sorted(set(r['rows']) - {'torch'}))")
+    result = run_python(code, out)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['GEMM floor']"
+    assert "taps: not implemented yet, skipped" in result.stderr
+
+
 def test_zip_holds_the_release(student):
     out, archive = student
     with zipfile.ZipFile(archive) as z:

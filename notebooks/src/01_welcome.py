@@ -11,7 +11,10 @@
 # 2. read the NHWC / HWIO layouts used throughout and convert them to PyTorch's NCHW / OIHW;
 # 3. compute the output size of a convolution from its input size, kernel size, stride,
 #    padding and dilation — including the floor, and what it throws away;
-# 4. say what `padding='same'` means, also when the stride is larger than 1.
+# 4. say what `padding='same'` means (at stride > 1: optional on a first reading).
+#
+# Two topics here are **optional on a first reading**, marked as such: dilation (first
+# needed in notebook 8) and `'same'` padding at stride > 1.
 
 # %% [markdown]
 # ## How the course works
@@ -93,6 +96,37 @@ print("round trip x:", np.array_equal(x_nchw.transpose(0, 2, 3, 1), x))
 print("round trip w:", np.array_equal(w_oihw.transpose(2, 3, 1, 0), w))
 
 # %% [markdown]
+# ### Names: the seeds, Coursera, and convlib
+#
+# The seeds use the names of Coursera's CNN course (seed 002 copies its loops), and seed 000
+# renames things along the way. convlib uses short names, the ones of PyTorch's and CS231n's
+# code. The same object, side by side:
+#
+# | convlib | what it is | Coursera, seed 002 | seed 000 |
+# |---|---|---|---|
+# | `x` | input activations `(N, H, W, C_in)` | `A_prev` | `A_prev`, later `x` |
+# | `w` | kernel `(KH, KW, C_in, C_out)` | `W` | `W`, later `self.w` |
+# | `b` | bias `(C_out,)` | `b`, shape `(1, 1, 1, n_C)` | `self.b` |
+# | `y` | output `(N, H_out, W_out, C_out)` | `Z` | `self.out` |
+# | `dy` | gradient of the loss w.r.t. `y` | `dZ` | `dZ`, later `dout_descendant` |
+# | `dx` | gradient w.r.t. `x` | `dA_prev` | `dA_prev`, later `self.dout` |
+# | `dw`, `db` | gradients w.r.t. `w`, `b` | `dW`, `db` | `dW`, `db`, later `self.dw`, `self.db` |
+# | `N` | batch size | `m` | `m`, later `batch_size` |
+# | `H`, `W` | input height, width | `n_H_prev`, `n_W_prev` | `h`, `w` |
+# | `C_in`, `C_out` | input, output channels | `n_C_prev`, `n_C` | `Cin`, `C` / `self.Cout` |
+# | `H_out`, `W_out` | output height, width | `n_H`, `n_W` | `H_dim`, `W_dim` (read from `dZ`), `Hout`, `Wout` |
+# | `KH`, `KW` | kernel height, width | `f` (square only) | `fh`, `fw`, `filter_shapes` |
+# | `stride`, `padding` | hyper-parameters | `hparameters["stride"]`, `["pad"]` | `stride_size`, `pad_size` |
+#
+# In the formulas of these notebooks, one letter means one thing: $k$ is a kernel size,
+# $s$ a stride, $p$ a padding, $d$ a dilation; $(a, b)$ index a kernel tap (its row and
+# column); $n$ an image; $(i, j)$ an output pixel and $r$ a row of the padded input;
+# $c$ an input channel and $o$ an output channel. The bias is written $\text{bias}_o$ in
+# formulas, so that $b$ is never two things at once. (Notebook 3 keeps the loop variables
+# of the Coursera code — `i` an image, `h, w` an output pixel, `c` a filter — so that you can
+# read it next to the seeds.)
+
+# %% [markdown]
 # A transpose returns a *view*: the same memory, read in another order. Such a view is no
 # longer C-contiguous. That will matter in notebook 4, when we compute memory offsets by
 # hand.
@@ -116,6 +150,9 @@ print("x_nchw contiguous:", x_nchw.flags["C_CONTIGUOUS"], "| shares memory with 
 # $i = 0, 1, 2, \dots$ that satisfy this gives
 #
 # $$H_\text{out} = \left\lfloor \frac{H + p_\text{top} + p_\text{bottom} - d(k-1) - 1}{s} \right\rfloor + 1 .$$
+#
+# *Optional on a first reading:* dilation. Set $d = 1$ and $k_\text{eff} = k$ everywhere
+# until notebook 8.
 #
 # The same formula holds for the width. With symmetric padding $p$ and no dilation it is the
 # familiar $\lfloor (H + 2p - k)/s \rfloor + 1$. (Use integer division `//`; the Coursera
@@ -166,6 +203,10 @@ out_size_table([
 # pass, but the backward pass must remember it: the gradient has to have the input's
 # height, and the unread rows get a gradient of exactly zero (notebooks 3 and 8).
 
+# %% [markdown]
+# **Predict before you run.** With $k = 3$, $s = 2$, $p = 1$, which input heights from 5 to
+# 10 give $H_\text{out} = 4$, and how many rows does each leave unread?
+
 # %%
 print("k=3, s=2, p=1:")
 for H in range(5, 11):
@@ -173,6 +214,12 @@ for H in range(5, 11):
     print(f"  H = {H:2d} -> H_out = {g.out_hw[0]}, unread rows at the bottom: {g.extra[0]}")
 
 # %% [markdown]
+# <details><summary><b>Answer</b> (open after running)</summary>
+#
+# $H = 7$ and $H = 8$. Seven leaves no row unread; eight leaves one: the formula's remainder,
+# $(8 + 2 - 3) \bmod 2 = 1$.
+# </details>
+#
 # Here is one window (stride 2, padding 1) on a 5×5 input: the grey border is the zero
 # padding, the highlighted cells are the pixels that output pixel (1, 1) reads.
 
@@ -193,7 +240,9 @@ viz.sliding_window((5, 5), (3, 3), stride=2, padding=1, out_pos=(1, 1))
 # | `'same'` | just enough padding that $H_\text{out} = \lceil H / s \rceil$ |
 #
 # **'same'** is TensorFlow's and JAX's definition. At stride 1 it keeps the size
-# ($H_\text{out} = H$). At stride $s > 1$ the output is $\lceil H/s \rceil$, and the total
+# ($H_\text{out} = H$), with $k - 1$ rows of padding in total.
+#
+# *Optional on a first reading:* 'same' at stride $s > 1$. The output is $\lceil H/s \rceil$, and the total
 # padding needed is
 #
 # $$p_\text{total} = \max\big((H_\text{out} - 1)\,s + d(k-1) + 1 - H,\; 0\big),$$

@@ -26,11 +26,11 @@ rng = np.random.default_rng(0)
 # %% [markdown]
 # ## One output number
 #
-# Output pixel $(i, j)$ of filter $c$ in image $n$ is the sum, over the kernel rows $a$,
-# columns $b$ and input channels $k$, of the padded input times the weights, plus the bias:
+# Output pixel $(i, j)$ of filter $o$ in image $n$ is the sum, over the kernel rows $a$,
+# columns $b$ and input channels $c$, of the padded input times the weights, plus the bias:
 #
-# $$y[n, i, j, c] = b[c] + \sum_{a=0}^{K_H-1} \sum_{b'=0}^{K_W-1} \sum_{k=0}^{C_\text{in}-1}
-#   x_\text{pad}[n,\; i s + a,\; j s + b',\; k]\; w[a, b', k, c].$$
+# $$y[n, i, j, o] = \text{bias}[o] + \sum_{a=0}^{K_H-1} \sum_{b=0}^{K_W-1} \sum_{c=0}^{C_\text{in}-1}
+#   x_\text{pad}[n,\; i s + a,\; j s + b,\; c]\; w[a, b, c, o].$$
 #
 # (Deep-learning "convolution" does not flip the kernel: mathematically it is a
 # *cross-correlation*. The flip will show up in the backward pass, notebook 7.)
@@ -133,10 +133,21 @@ print("y", y.shape)
 print("filter 0:\n", y[0, :, :, 0])
 print("filter 1:\n", y[0, :, :, 1])
 
+# %% [markdown]
+# **Predict before you run.** The same image and filters with stride 2 and padding 1: what
+# is the shape of `y`, and what are the four corner values of filter 0 (the window sum)?
+
 # %%
 y = conv_forward_loops(x, w, b, stride=2, pad=1)
 print("stride 2, pad 1 -> y", y.shape)
 print("filter 0:\n", y[0, :, :, 0])
+
+# %% [markdown]
+# <details><summary><b>Answer</b> (open after running)</summary>
+#
+# `(1, 3, 3, 2)`: $\lfloor (4 + 2 - 2)/2 \rfloor + 1 = 3$. The corners are 1, 4, 13 and 16:
+# each corner window holds one pixel of the image and three zeros of padding.
+# </details>
 
 # %% [markdown]
 # ## Is it right? A second, independent computation

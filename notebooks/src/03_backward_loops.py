@@ -126,7 +126,9 @@ show(gradcheck.check_conv2d_backward(conv_forward, conv_backward_buggy, x, w,
                                      seed=0, stride=1, pad=1))
 
 # %% [markdown]
-# All three agree at `pad = 1`. Now try `pad = 0`:
+# All three agree at `pad = 1`. Now try `pad = 0`.
+#
+# **Predict before you run.** Which of the three gradients breaks at `pad = 0`, and how?
 
 # %%
 dZ = rng.standard_normal((2, 3, 3, 4))
@@ -134,6 +136,13 @@ dA_prev, dW, db = conv_backward_buggy(dZ, x, w, stride=1, pad=0)
 print("x      ", x.shape)
 print("dA_prev", dA_prev.shape, "<- empty!")
 print("dW     ", dW.shape, "| db", db.shape)
+
+# %% [markdown]
+# <details><summary><b>Answer</b> (open after running)</summary>
+#
+# Only `dA_prev`, and without an error: it comes out with zero rows and columns. `dW` and
+# `db` keep their shapes — they never go through the crop. Why, is the next section.
+# </details>
 
 # %% [markdown]
 # ### The `X[pad:-pad]` bug

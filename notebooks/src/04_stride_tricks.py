@@ -47,12 +47,23 @@ print(f"a[{i}, {j}] is at byte {offset} = element {offset // a.itemsize} of the 
       a.ravel()[offset // a.itemsize], "==", a[i, j])
 
 # %% [markdown]
-# Many operations only change the strides and return a view of the same memory:
+# Many operations only change the strides and return a view of the same memory.
+#
+# **Predict before you run.** Which of `a.T`, `a[:, ::2]` and `a[::-1]` share memory with
+# `a`? Which are still C-contiguous? What are their strides?
 
 # %%
 for name, view in [("a.T", a.T), ("a[:, ::2]", a[:, ::2]), ("a[::-1]", a[::-1])]:
     print(f"{name:10s} shape {view.shape}, strides {view.strides}, "
           f"shares memory: {np.shares_memory(a, view)}, C-contiguous: {view.flags['C_CONTIGUOUS']}")
+
+# %% [markdown]
+# <details><summary><b>Answer</b> (open after running)</summary>
+#
+# All three are views of `a`'s memory, and none is C-contiguous. `a.T` swaps the strides,
+# `a[:, ::2]` doubles the column stride, `a[::-1]` makes the row stride negative (it starts
+# at the last row and walks backwards).
+# </details>
 
 # %% [markdown]
 # For an NHWC batch the four strides are, in bytes, with itemsize $e$:
@@ -126,8 +137,7 @@ for stride, dilation in [(1, 1), (2, 1), (1, 2), (3, 2)]:
 # ### 1. Reading outside the array
 #
 # Get the output size wrong — say, use the input height `H` where `H_out = H - k + 1` belongs
-# (the mistake of seed 000's first attempt was of this kind) — and the view silently reads
-# bytes past the end of the array. Usually that is memory you don't own: garbage values, or a
+# — and the view silently reads bytes past the end of the array. Usually that is memory you don't own: garbage values, or a
 # crash. To look at it *safely* here, we make the image a slice of a longer buffer
 # `0, 1, …, 99`, so that the bytes past its end are numbers we can predict.
 
@@ -141,6 +151,23 @@ wrong = as_strided(img, shape=(1, 4, 4, k, k, 1),          # H_out = H: one row 
 print("largest value in the image:", img.max())
 print("window (3, 3) of the wrong view:\n", wrong[0, 3, 3, :, :, 0], " <- 16, 19, 20 are not in the image")
 print("window (0, 3) of the wrong view:\n", wrong[0, 0, 3, :, :, 0], " <- wrapped into the next row")
+
+# %% [markdown]
+# Seed 000 made both kinds of mistake. Its `dW` snippet computed the count for stride 1,
+# `Hout = (A_prev.shape[1] - 2) // 1 + 1`, and then built the view with `stride_size=2`: the
+# windows run past the end. Its `dX` attempt asked for 4×4 windows of the padded `dZ` ("the
+# Hout and Wout dims are from the unpadded dims of A_prev") — too *few*: nothing is read
+# past the end, and the result is simply wrong (notebook 7 shows what it computes instead).
+
+# %%
+k_seed = 2
+for H in (4, 8):                                  # seed 000's toy input: 4 rows, 8 once padded
+    h_out = (H - k_seed) // 1 + 1                 # the snippet's Hout, computed for stride 1
+    last_row = (h_out - 1) * 2 + k_seed - 1       # ... but the windows step by 2 rows
+    print(f"dW snippet, H = {H}: {h_out} windows at stride 2 read up to row {last_row}; "
+          f"the array ends at row {H - 1}: overrun {last_row > H - 1}")
+dz_rows = 4 + 2 * 2                               # dZ (4 rows) padded by 2
+print(f"dX attempt: asked for 4 windows of {dz_rows} rows, where {dz_rows - k_seed + 1} fit: overrun {4 > dz_rows - k_seed + 1}")
 
 # %% [markdown]
 # The second window shows the subtler failure: it stays inside the array and no tool will

@@ -11,7 +11,7 @@
 # 1. derive $dX$ from the loop backward pass by a change of variables;
 # 2. explain the three ingredients: pad `dZ` by $k-1$, rotate the kernel by 180°, stride-1
 #    windows — and why each is needed;
-# 3. write the same thing as im2col's adjoint, **col2im**;
+# 3. write the same thing as **col2im**, the adjoint of im2col;
 # 4. implement `convlib/im2col.py: col2im` and `conv2d_backward`.
 
 # %%
@@ -68,17 +68,17 @@ print("dZ", dz.shape, "-> dX", dx_ref.shape)
 # ## From scatter to gather
 #
 # Write the scatter for one row index (columns work the same). Output row $i$ adds
-# $w_a\,dZ_i$ to padded input row $p = i + a$, for $a = 0, \dots, k-1$. Collect, for a fixed
-# $p$, everything that lands there — substitute $i = p - a$:
+# $w_a\,dZ_i$ to padded input row $r = i + a$, for $a = 0, \dots, k-1$. Collect, for a fixed
+# $r$, everything that lands there — substitute $i = r - a$:
 #
-# $$dX^\text{pad}_p = \sum_{a=0}^{k-1} dZ_{p-a}\; w_a .$$
+# $$dX^\text{pad}_r = \sum_{a=0}^{k-1} dZ_{r-a}\; w_a .$$
 #
 # That is a sliding window over `dZ`, with two twists:
 #
 # * **$dZ_{p-a}$ runs backwards** as $a$ grows. Rename $a' = k - 1 - a$ and it runs forwards
 #   again, against $w_{k-1-a'}$ — the kernel **flipped**. Flipped in both height and width,
 #   that is a **rotation by 180°**: `w[::-1, ::-1]`.
-# * **$p - a$ leaves the range** of `dZ` near the edges: for $p = 0$ only $a = 0$ exists.
+# * **$r - a$ leaves the range** of `dZ` near the edges: for $r = 0$ only $a = 0$ exists.
 #   Treat the missing rows as zeros, i.e. **pad `dZ` by $k - 1$** on each side. The window
 #   then slides over $H_\text{out} + k - 1$ positions — exactly the padded input height
 #   $H + 2p$ at stride 1.
@@ -114,7 +114,66 @@ print("padding dZ by p instead of k-1: the windows cover", short.shape[1:3],
       "positions, but the padded input is", g.padded_hw)
 
 # %% [markdown]
+# ## Seed 000's days-long bug, at stride 1
+#
+# Seed 000's toy example is exactly this case — stride 1 — with a 2×2 kernel and padding 2
+# ("add symmetric padding of 2 around height and width borders"). Its fixed code takes the
+# windows with this function (as the seed wrote it, docstring shortened):
+
+# %%
+def _windows(array, stride_size, filter_shapes, out_height, out_width):        # seed 000
+    """windows of array: (N, out_height, out_width, fh, fw, C)"""
+    strides = (array.strides[0], array.strides[1] * stride_size, array.strides[2] * stride_size,
+               array.strides[1], array.strides[2], array.strides[3])
+    return np.lib.stride_tricks.as_strided(
+        array, shape=(array.shape[0], out_height, out_width, filter_shapes[0], filter_shapes[1], array.shape[3]),
+        strides=strides, writeable=False)
+
+
+x0_shape, pad0 = (2, 4, 4, 3), 2
+w0 = rng.standard_normal((2, 2, 3, 8))
+g0 = shapes.conv_geometry(x0_shape, w0.shape, padding=pad0)
+dz0 = rng.standard_normal(g0.output_shape)
+dx0_ref = input_grad_loops(dz0, w0, x0_shape, pad=pad0)
+dz0_full = np.pad(dz0, ((0, 0), (1, 1), (1, 1), (0, 0)))              # k - 1 = 1
+h0, w0_ = x0_shape[1:3]
+print("dZ", dz0.shape, "padded by k-1:", dz0_full.shape, " dX:", dx0_ref.shape, " padded input:", g0.padded_hw)
+
+# %% [markdown]
+# "The output heights and widths of the padded input (not the original, unpadded input --
+# this was the main mistake that took me days to debug)". **Predict before you run:** ask
+# `_windows` for the *unpadded* $H \times W = 4 \times 4$ windows and skip the crop. The result
+# has exactly the shape of `dX`. What is it?
+
+# %%
+bug = np.tensordot(_windows(dz0_full, 1, (2, 2), out_height=h0, out_width=w0_),
+                   rotate180(w0), axes=([3, 4, 5], [0, 1, 3]))
+fixed_pad = np.tensordot(_windows(dz0_full, 1, (2, 2), out_height=h0 + 2 * pad0, out_width=w0_ + 2 * pad0),
+                         rotate180(w0), axes=([3, 4, 5], [0, 1, 3]))
+fixed = fixed_pad[:, pad0:-pad0, pad0:-pad0, :]
+print("unpadded count: shape", bug.shape, "== dX shape:", bug.shape == dx0_ref.shape,
+      "| matches the loops:", gradcheck.rel_error(bug, dx0_ref) < 1e-12)
+print("padded count + crop: matches the loops:", gradcheck.rel_error(fixed, dx0_ref) < 1e-12)
+print("the bug's result == the top-left 4x4 corner of the padded dX:", np.array_equal(bug, fixed_pad[:, :h0, :w0_]))
+
+# %% [markdown]
+# <details><summary><b>Answer</b> (open after running)</summary>
+#
+# The top-left $H \times W$ corner of the **padded** `dX`: gradients of padding pixels in the
+# first rows and columns, and every real pixel shifted by $p$ rows and columns. Right shape,
+# wrong numbers — with nothing to raise an error.
+# </details>
+#
+# The number of windows is the padded input's size, $H + 2p$; only then is the padding
+# cropped.
+
+# %% [markdown]
 # ## The same thing as col2im
+#
+# A word first. The **adjoint** of a linear map $x \mapsto Cx$ is the map
+# $y \mapsto C^\top y$; it is characterised by $\langle Cx, y\rangle = \langle x, C^\top y\rangle$
+# for all $x, y$. A backward pass computes exactly this: the forward pass is linear in $X$,
+# and `dX` is its adjoint applied to `dZ`.
 #
 # im2col wrote the forward pass as $Z = X_\text{col} W_\text{flat}$. The product rule gives
 # $dX_\text{col} = dZ_\text{flat}\, W_\text{flat}^\top$: one row per output pixel, holding
@@ -133,6 +192,10 @@ for a in range(k):
         dx_pad2[:, a:a + h_out, b:b + w_out, :] += dx_cols[:, :, :, a, b, :]
 dx2 = dx_pad2[:, pad:pad + 6, pad:pad + 7]
 print("col2im matches the loops:", gradcheck.rel_error(dx2, dx_ref) < 1e-12)
+x_pad = rng.standard_normal((2, *g.padded_hw, 3))
+x_cols = sliding_window_view(x_pad, (k, k), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)   # im2col, as a view
+print("col2im is im2col's adjoint, <im2col(x), cols> == <x, col2im(cols)>:",
+      bool(np.isclose(np.sum(x_cols * dx_cols), np.sum(x_pad * dx_pad2))))
 
 # %% [markdown]
 # Which is better? The full correlation reads a padded `dZ` once and does one contraction;
@@ -143,7 +206,7 @@ print("col2im matches the loops:", gradcheck.rel_error(dx2, dx_ref) < 1e-12)
 # ## What about stride 2?
 #
 # Try the same recipe on a stride-2 convolution. The forward pass read windows starting at
-# rows $0, 2, 4, \dots$; our derivation assumed $p = i + a$. It no longer holds:
+# rows $0, 2, 4, \dots$; our derivation assumed $r = i + a$. It no longer holds:
 
 # %%
 def input_grad_loops_strided(dz, w, x_shape, *, stride, pad):

@@ -12,9 +12,10 @@
 # "It is neglectable for a small amount of loops, but the difference is significant with a
 # larger number of loops. [...] which implementation is giving correct results?"
 #
-# The short answer: **both are**, to within a few units in the last place — and the metric
-# made it look worse than it is. This notebook shows why, and how to compare floating-point
-# results properly.
+# The short answer: both are within a few units in the last place (ULPs) of the exact
+# result, and the metric made it look worse than it is. Which of the two is *closer* is a
+# question about the order of additions — and one we can answer exactly, by measuring. This
+# notebook shows how, and how to compare floating-point results properly.
 #
 # **Learning goals.** After this notebook you can
 #
@@ -67,7 +68,7 @@ def conv_einsum(a, w, b, pad):
     """The seed's idea: one einsum over the window view."""
     a_pad = np.pad(a, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
     view = sliding_window_view(a_pad, w.shape[:2], axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
-    return np.einsum("nhwpqr,pqrc->nhwc", view, w, optimize=True) + b
+    return np.einsum("nhwabc,abco->nhwo", view, w, optimize=True) + b
 
 
 A = rng.random((2, 30, 30, 3)) * 1000
@@ -92,36 +93,47 @@ big = 1e16
 print("(1e16 + 1) - 1e16 =", (big + 1.0) - big, "   1e16 - 1e16 + 1 =", big - big + 1.0)
 
 # %% [markdown]
-# The loops sum each window with `np.sum` (pairwise, in blocks), while einsum hands the
-# contraction to a BLAS matrix product that splits the 75 terms into its own partial sums
-# (often with fused multiply-adds). Same terms, different order, different roundings. Neither
-# order is "the" right one.
+# The loops sum each window with `np.sum`, which adds the 75 products of a small contiguous
+# array in blocks of partial sums, while einsum (`optimize=True`) hands the contraction to
+# the BLAS matrix product, which splits the 75 terms into its own partial sums (often with
+# fused multiply-adds). Same terms, different order, different roundings. Which order ends
+# closer to the exact sum is a measurable question — we measure it below.
 #
 # ## Why "sum of differences" misleads
 #
 # The seed summed `Z_ref - Z` over all elements. Two problems:
 #
 # * **Signs cancel**: a difference of $+10^{-9}$ and one of $-10^{-9}$ sum to zero, hiding both.
-# * **It grows with the number of elements.** Rounding differences behave like random
-#   signs, so their sum grows like $\sqrt{n}$ — that is why it looked "significant with a
-#   larger number of loops", while every single element was just as accurate as before.
+# * **It grows with the number of elements**, while no single element gets worse. That is
+#   why it looked "significant with a larger number of loops".
 #
-# Here every element is off by exactly one ULP, up or down at random:
+# **Predict before you run.** Sum the differences over the first $n$ outputs, for $n$ from
+# 180 to all 18,000. The largest *single* difference stays at a few ULPs. What does the sum
+# of differences do?
 
 # %%
-for n in (10**3, 10**5, 10**7):
-    z = 1e4 + rng.random(n) * 6e3                          # values in [1e4, 1.6e4): one ULP each
-    one_ulp = np.spacing(1e4)                              # the same for all of them
-    differences = rng.choice([-1.0, 1.0], n) * one_ulp      # every element off by exactly one ULP
-    print(f"n = {n:>8}:  |sum of differences| = {abs(np.sum(differences)) / one_ulp:>6.0f} ULPs,"
-          f"  largest single difference = {np.max(np.abs(differences)) / one_ulp:.0f} ULP")
+differences = (Z_loops - Z_einsum).ravel()
+one_ulp = np.spacing(np.abs(Z_loops).ravel())
+for n in (180, 1800, 18000):
+    print(f"first {n:>5} outputs: |sum of differences| = {abs(np.sum(differences[:n])):.1e},"
+          f"  largest single difference = {np.max(np.abs(differences[:n]) / one_ulp[:n]):.0f} ULPs"
+          "  [varies with BLAS/CPU]")
+print("differences of both signs (they partly cancel):", bool(np.any(differences > 0) and np.any(differences < 0)))
 
 # %% [markdown]
+# <details><summary><b>Answer</b> (open after running)</summary>
+#
+# It grows with $n$ by orders of magnitude — by how much exactly depends on the machine (the
+# printed digits are this machine's), and differences of opposite sign partly cancel. The
+# largest single difference stays at a few ULPs for every $n$. The seed's metric measured
+# the size of the array, not the accuracy of an element.
+# </details>
+#
 # The right questions are per element, and relative to the size of the values:
 #
 # * **relative error** $\dfrac{|x - y|}{|y|}$ (`gradcheck.rel_error` uses $\max|x-y| / \max(|x|+|y|)$);
 # * **ULPs**: how many representable numbers lie between $x$ and $y$. One ULP of a value
-#   $v$ is `np.spacing(v)`: about $v \cdot 2.2\cdot 10^{-16}$ in float64.
+#   $v$ is `np.spacing(v)`: between $v \cdot 2^{-53}$ and $v \cdot 2^{-52} \approx v \cdot 2.2\cdot 10^{-16}$ in float64.
 
 # %%
 print("one ULP at 1.0:  ", np.spacing(1.0))
@@ -131,61 +143,214 @@ print("relative error loops vs einsum below 1e-15:", gradcheck.rel_error(Z_loops
 # %% [markdown]
 # ## The exact answer, and who is closer
 #
-# Python's `fractions.Fraction` represents a float *exactly* as a ratio of integers, and sums
-# and products of fractions are exact. So we can compute the true value of a 75-term sum —
-# slowly, for a sample of outputs — and round it once, correctly, to float64 with `float()`.
+# Every float is exactly an integer times a power of two. Multiply all inputs by one large
+# power of two, $2^K$, and they become Python integers — which never round. Their products
+# and sums are then *exact* (this is what `fractions.Fraction` does, with less bookkeeping),
+# and one division at the end rounds the true value once, correctly, to float64. NumPy's
+# `tensordot` works on arrays of Python integers (`dtype=object`), so we get the exact value
+# of all 9,000 outputs of image 0.
 
 # %%
-def exact_output(a_pad, w, n, i, j, c):
-    f = w.shape[0]
-    window = a_pad[n, i:i + f, j:j + f, :].ravel()
-    return float(sum(Fraction(float(p)) * Fraction(float(q)) for p, q in zip(window, w[:, :, :, c].ravel())))
+def exact_scale(*arrays):
+    """2**K such that every value of the arrays, times 2**K, is an integer."""
+    smallest_exponent = min(int(np.frexp(a[a != 0])[1].min()) for a in arrays)
+    return 2 ** (53 - smallest_exponent)        # a float has 53 significant bits
 
 
-A_pad = np.pad(A, ((0, 0), (2, 2), (2, 2), (0, 0)))
-sample = [(0, i, j, c) for i in range(0, 30, 3) for j in range(0, 30, 3) for c in range(10)]
-exact = np.array([exact_output(A_pad, W, *s) for s in sample])
-ulp = {name: np.array([abs(Z[s] - e) for s, e in zip(sample, exact)]) / np.spacing(exact)
-       for name, Z in (("loops", Z_loops), ("einsum", Z_einsum))}
+def exact_conv(a, w, pad, scale):
+    """Exact outputs of one image a (H, W, C_in), each correctly rounded to float64."""
+    def as_int(v):
+        return np.array([int(Fraction(float(x)) * scale) for x in v.ravel()],
+                        dtype=object).reshape(v.shape)
+    a_pad = np.pad(a, ((pad, pad), (pad, pad), (0, 0)))
+    view = sliding_window_view(as_int(a_pad), w.shape[:2], axis=(0, 1)).transpose(0, 1, 3, 4, 2)
+    sums = np.tensordot(view, as_int(w), axes=([2, 3, 4], [0, 1, 2]))       # exact integers
+    return np.array([s / scale**2 for s in sums.ravel()]).reshape(sums.shape)  # int / int rounds once
+
+
+exact = exact_conv(A[0], W, pad=2, scale=exact_scale(A, W))
+print("a sample output: loops", Z_loops[0, 7, 7, 0], " einsum", Z_einsum[0, 7, 7, 0], " exact", exact[7, 7, 0],
+      "[varies with BLAS/CPU]")
+ulp = {name: np.abs(Z[0] - exact) / np.spacing(exact) for name, Z in (("loops", Z_loops), ("einsum", Z_einsum))}
 for name, errors in ulp.items():
-    print(f"{name:>6}: all {len(sample)} sampled outputs within 16 ULPs of the exact sum: {bool(errors.max() <= 16)}")
+    print(f"{name:>6}, {errors.size} outputs: mean {errors.mean():.2f} ULP, max {errors.max():.0f} ULP, "
+          f"exactly right {np.mean(errors == 0):.0%}  [varies with BLAS/CPU]")
+closer = min(ulp, key=lambda name: ulp[name].mean())
+print(f"closer to the exact sum on average, here: {closer}  [varies with BLAS/CPU]")
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 2.8))
-bins = np.arange(0, 10) - 0.5
+bins = np.arange(0, max(10, int(max(e.max() for e in ulp.values())) + 2)) - 0.5
 for name, errors in ulp.items():
-    ax.hist(errors, bins=bins, alpha=0.6, label=name)
-ax.set(xlabel="distance from the exact sum (ULPs)", ylabel="outputs", title="both are a few ULPs from exact")
+    ax.hist(errors.ravel(), bins=bins, alpha=0.6, label=f"{name} (mean {errors.mean():.2f} ULP)")
+ax.set(xlabel="distance from the exact sum (ULPs)", ylabel="outputs", title="image 0: 9,000 outputs")
 ax.legend()
 plt.show()
 
 # %% [markdown]
-# Both are a few ULPs from the truth, with different patterns: neither is more "correct".
-# An error bound explains the size: summing $n$ positive terms in any order loses at most
-# about $(n-1)$ roundings of half an ULP each, relative to the sum; in practice the
-# roundings partly cancel and the error is a few ULPs.
+# **The verdict.** Read it off the lines above: on the machine that ran this notebook, the
+# implementation named there is measurably closer to the exact sum, with the mean, maximum
+# and share of exactly rounded outputs printed for both. So one *is* more accurate here —
+# but that is a fact about **summation order**, not about "loops vs einsum":
+#
+# * `np.sum` over 75 contiguous numbers uses NumPy's own partial sums; no BLAS involved.
+# * einsum's matrix product is whatever your **BLAS** does (OpenBLAS, MKL, Apple
+#   Accelerate, each with kernels per CPU): its own blocking, its own partial sums, fused
+#   multiply-adds or not. On another machine the numbers above change, and the order of
+#   the two can too.
+#
+# What does not depend on the machine is the **error bound**. A dot product of $n$ terms
+# rounds $n$ products and $n - 1$ sums; all of it together is bounded by
+#
+# $$|\text{computed} - \text{exact}| \le \gamma_n \sum_i |x_i w_i|, \qquad
+#   \gamma_n = \frac{n u}{1 - n u} \approx n u, \quad u = 2^{-53},$$
+#
+# whatever the order. Here all terms are positive, so $\sum |x_i w_i|$ is the output
+# itself, and one ULP is at least $u$ times it:
+
+# %%
+n_terms = W.shape[0] * W.shape[1] * W.shape[2]
+u = 2.0 ** -53
+gamma = n_terms * u / (1 - n_terms * u)
+bound_ulps = gamma * exact / np.spacing(exact)
+print(f"n = {n_terms} terms: the bound allows up to {bound_ulps.max():.0f} ULPs")
+print("both implementations stay within the bound:", all(bool(np.all(e <= bound_ulps)) for e in ulp.values()))
+
+# %% [markdown]
+# Both stay far inside the bound: partial roundings of either sign cancel. Both are
+# accurate to about 15 significant digits, more than a network's weights ever need. When
+# you need to know which is closer, *measure against an exact reference* — as here — and
+# say on which machine.
+#
+# ## The backward pass: the seed's dW and db agree exactly
+#
+# Seed 002 also found that `dA` differed but `dW` and `db` gave a difference of exactly
+# `0.0`. If the differences come from the order of additions, that is what we should see
+# wherever the two implementations add in the *same* order. Here are the seed's
+# `conv_backward` (einsum) and Coursera's `conv_backward_ref` (loops), as written in the
+# seed (comments shortened), on a layer like the seed's with 2 images instead of 10:
+
+# %%
+def pad_data(img_array, pad_size, pad_val=0):
+    return np.pad(img_array, ((0, 0), (pad_size, pad_size), (pad_size, pad_size), (0, 0)),
+                  'constant', constant_values=(pad_val, pad_val))
+
+
+def conv_backward_ref(dZ, A_prev, W, b, hparameters):          # seed 002: Coursera's loops
+    (m, n_H_prev, n_W_prev, n_C_prev) = A_prev.shape
+    (f, f, n_C_prev, n_C) = W.shape
+    stride, pad = hparameters["stride"], hparameters["pad"]
+    (m, n_H, n_W, n_C) = dZ.shape
+    dA_prev = np.zeros((m, n_H_prev, n_W_prev, n_C_prev))
+    dW = np.zeros((f, f, n_C_prev, n_C))
+    db = np.zeros((1, 1, 1, n_C))
+    A_prev_pad = pad_data(A_prev, pad_size=pad)
+    dA_prev_pad = pad_data(dA_prev, pad_size=pad)
+    for i in range(m):
+        a_prev_pad = A_prev_pad[i]
+        da_prev_pad = dA_prev_pad[i]
+        for h in range(n_H):
+            for w in range(n_W):
+                for c in range(n_C):
+                    vert_start = h * stride
+                    vert_end = vert_start + f
+                    horiz_start = w * stride
+                    horiz_end = horiz_start + f
+                    a_slice = a_prev_pad[vert_start:vert_end, horiz_start:horiz_end, :]
+                    da_prev_pad[vert_start:vert_end, horiz_start:horiz_end, :] += W[:, :, :, c] * dZ[i, h, w, c]
+                    dW[:, :, :, c] += a_slice * dZ[i, h, w, c]
+                    db[:, :, :, c] += dZ[i, h, w, c]
+        dA_prev[i, :, :, :] = da_prev_pad[pad:-pad, pad:-pad, :]
+    return dA_prev, dW, db
+
+
+def conv_backward(dZ, A_prev, W, b, hparameters):              # seed 002: einsum
+    (m, n_H_prev, n_W_prev, n_C_prev) = A_prev.shape
+    (f, f, n_C_prev, n_C) = W.shape
+    stride, pad = hparameters["stride"], hparameters["pad"]
+    (m, n_H, n_W, n_C) = dZ.shape
+    pad_H = int(((n_H_prev - 1) * stride - n_H + f) / 2)
+    pad_W = int(((n_W_prev - 1) * stride - n_W + f) / 2)
+    assert(pad_H == pad_W)
+    pad_dZ = pad_H
+    W = np.rot90(W, 2)
+    dZ_pad = pad_data(dZ, pad_dZ)
+    shape = (f, f, n_C, m, n_H_prev, n_W_prev)
+    strides = (dZ_pad.strides)[1:] + (dZ_pad.strides)[0:3]
+    M = np.lib.stride_tricks.as_strided(dZ_pad, shape=shape, strides=strides, writeable=False)
+    dA_prev = np.einsum('pqrs,pqsbmn->bmnr', W, M)
+    A_prev_pad = pad_data(A_prev, pad)
+    shape_Z = (f, f, n_C_prev, m, n_H, n_W)
+    strides_Z = (A_prev_pad.strides)[1:] + (A_prev_pad.strides)[0:3]
+    M = np.lib.stride_tricks.as_strided(A_prev_pad, shape=shape_Z, strides=strides_Z, writeable=False)
+    dW = np.einsum('abcd,pqsabc->pqsd', dZ, M)
+    db = np.einsum('abcd->d', dZ).reshape(1, 1, 1, n_C)
+    return dA_prev, dW, db
+
+
+A_prev = rng.random((2, 100, 100, 3)) * 1000
+W5, b5 = rng.random((5, 5, 3, 10)), np.zeros((1, 1, 1, 10))
+dZ = rng.random((2, 100, 100, 10)) * 1000
+hparameters = {"stride": 1, "pad": 2}
+seed_ref = conv_backward_ref(dZ, A_prev, W5, b5, hparameters)
+seed_einsum = conv_backward(dZ, A_prev, W5, b5, hparameters)
+
+# %% [markdown]
+# **Predict before you run.** `dW` sums $N \cdot H_\text{out} \cdot W_\text{out} = 20{,}000$
+# products per entry, `db` 20,000 numbers — far longer sums than the 75 terms of a forward
+# output. Will the seed's `dW` and `db` differ from the loops' *more* than its `dA` does?
+
+# %%
+for name, ref, other in zip(("dA", "dW", "db"), seed_ref, seed_einsum):
+    print(f"{name}: sum of difference {np.sum(ref - other):.1e}, identical: {np.array_equal(ref, other)}"
+          "  [varies with BLAS/CPU]")
+print("dW identical:", np.array_equal(seed_ref[1], seed_einsum[1]), "| db identical:", np.array_equal(seed_ref[2], seed_einsum[2]))
+print("dA identical:", np.array_equal(seed_ref[0], seed_einsum[0]))
+
+# %% [markdown]
+# <details><summary><b>Answer</b> (open after running)</summary>
+#
+# No: they are **identical**, bit for bit, despite sums of 20,000 terms. The loops add the
+# contributions to `dW[:, :, :, c]` and `db[c]` in the order `i, h, w` — one after another.
+# `np.einsum('abcd,pqsabc->pqsd', ...)` without `optimize` runs NumPy's own loop over
+# `a, b, c` in the same order, so every intermediate sum rounds the same way. `dA` is
+# different: the loops *scatter* (each output adds a kernel-sized patch), while the einsum
+# *gathers* through the rotated kernel — the same terms in another order.
+#
+# A difference that vanishes exactly where the order of additions is the same, and appears
+# where it is not: the strongest evidence that the order — not a bug — is the cause.
+# </details>
 #
 # ## float32 makes it visible
 #
 # float32 has 24 bits of mantissa instead of 53: one ULP is $2^{29} \approx 5\cdot 10^{8}$
-# times larger in relative terms. The same two implementations now differ in the 7th digit:
+# times larger in relative terms. The reference must be the exact sum **of the float32
+# inputs** — rounding `A` to float32 already changes them, and comparing with the float64
+# exact result would charge that input rounding to the summation. The exact sum is kept in
+# float64, whose own rounding is $2^{29}$ times smaller than a float32 ULP:
 
 # %%
 A32, W32, b32 = A.astype(np.float32), W.astype(np.float32), b.astype(np.float32)
-Z32_loops, Z32_einsum = conv_loops(A32, W32, b32, pad=2).astype(np.float32), conv_einsum(A32, W32, b32, pad=2)
+Z32_loops = conv_loops(A32, W32, b32, pad=2).astype(np.float32)
+Z32_einsum = conv_einsum(A32, W32, b32, pad=2)
+exact32 = exact_conv(A32[0], W32, pad=2, scale=exact_scale(A32, W32))
 print("float32 ULP relative size:", np.finfo(np.float32).eps, " float64:", np.finfo(np.float64).eps)
+for name, Z in (("loops", Z32_loops), ("einsum", Z32_einsum)):
+    errors = np.abs(Z[0] - exact32) / np.spacing(exact32.astype(np.float32))
+    print(f"float32 {name:>6}: mean {errors.mean():.2f} ULP, max {errors.max():.1f} ULP  [varies with BLAS/CPU]")
 print("float32 loops vs einsum: relative error above 1e-8:", gradcheck.rel_error(Z32_loops, Z32_einsum) > 1e-8)
 print("float32 loops vs einsum: relative error below 1e-5:", gradcheck.rel_error(Z32_loops, Z32_einsum) < 1e-5)
-print("float32 einsum vs float64 exact: within 1e-5:", gradcheck.rel_error(Z32_einsum[0, ::3, ::3].ravel(), exact) < 1e-5)
 
 # %% [markdown]
-# ## How error grows with the length of the sum
+# The same few ULPs — but a float32 ULP is $2^{29}$ times coarser, so the two implementations
+# now differ around the 7th significant digit instead of the 16th.
 #
-# A sum of $n$ terms, accumulated one by one, can lose up to $\sim n\,\varepsilon$ relative
-# accuracy, typically $\sim \sqrt{n}\,\varepsilon$. NumPy's `np.sum` adds **pairwise** (a tree
-# of partial sums), which bounds the worst case by $\sim \log_2 n\; \varepsilon$. `np.cumsum`
-# must go left to right, so its last element shows the one-by-one sum. `math.fsum` is exact
-# (then rounded once). In float32, for sums of positive numbers:
+# ## How error grows with the length of a sum
+#
+# The bound above grows like $n u$. Two ways to add $n$ numbers, measured in float32 against
+# `math.fsum` (exact, then rounded once): `np.cumsum` must go left to right, so its last
+# element is the one-by-one sum; `np.sum` of a contiguous array adds **pairwise** (a tree of
+# partial sums), which bounds the worst case by about $\log_2 n \cdot u$ instead.
 
 # %%
 lengths = np.logspace(1, 6, 11).astype(int)
@@ -199,17 +364,44 @@ for n in lengths:
 fig, ax = plt.subplots(figsize=(6, 3.2))
 ax.loglog(lengths, np.maximum(sequential, 1e-10), "o-", label="one by one (np.cumsum)")
 ax.loglog(lengths, np.maximum(pairwise, 1e-10), "s-", label="pairwise (np.sum)")
-ax.loglog(lengths, lengths * np.finfo(np.float32).eps / 2, "k:", label=r"$n\,\varepsilon/2$ (worst case)")
+ax.loglog(lengths, lengths * np.finfo(np.float32).eps / 2, "k:", label=r"$n\,u$ (worst case, float32)")
 ax.set(xlabel="number of terms n", ylabel="relative error (float32)")
 ax.legend(fontsize=8)
 plt.show()
+long = lengths >= 1000
+slope = np.polyfit(np.log10(lengths[long]), np.log10(sequential)[long], 1)[0]
+print(f"one by one, n >= 1000: error grows like n^{slope:.1f} (fitted slope)")
+print(f"at n = 1e6: one by one {sequential[-1]:.0e}, pairwise {pairwise[-1]:.0e}")
 print("at n = 1e6 the one-by-one sum is worse than the pairwise sum:", sequential[-1] > pairwise[-1])
 
 # %% [markdown]
-# A convolution's sums are short ($K_H K_W C_\text{in}$ terms: 75 here, a few thousand in
-# deep layers), so float64 results agree to ~15 digits whatever the order. For long
-# reductions — a loss summed over a dataset, `db` over a large batch — the order matters,
-# and float32 makes it matter sooner.
+# The one-by-one error grows like the fitted power of $n$ printed above: between
+# $\sqrt{n}$ (roundings of random sign that partly cancel) and the worst case $n$. The
+# pairwise sum stays within about one rounding, $u \approx 6\cdot 10^{-8}$ (printed at $n = 10^6$).
+#
+# **`np.sum` is pairwise only along the fast axis.** NumPy sums pairwise when it reduces
+# along the axis that is contiguous in memory. `db = dy.sum(axis=(0, 1, 2))` on an NHWC
+# array reduces the *other* axes: NumPy adds one `(C,)` row after another, i.e. one by one,
+# for each channel. The same 20,000 numbers per channel, copied so that each channel is
+# contiguous, are summed pairwise. In float32:
+
+# %%
+dy32 = rng.random((2, 100, 100, 10)).astype(np.float32)
+exact_db = np.array([math.fsum(dy32[..., c].astype(np.float64).ravel()) for c in range(10)])
+db_nhwc = dy32.sum(axis=(0, 1, 2))                                    # rows of C added one by one
+db_contiguous = np.ascontiguousarray(dy32.transpose(3, 0, 1, 2)).reshape(10, -1).sum(axis=1)
+err_nhwc = np.max(np.abs(db_nhwc - exact_db) / exact_db)
+err_contiguous = np.max(np.abs(db_contiguous - exact_db) / exact_db)
+print(f"dy.sum(axis=(0, 1, 2)), NHWC:       max relative error {err_nhwc:.0e}")
+print(f"each channel contiguous, np.sum:    max relative error {err_contiguous:.0e}")
+print("the NHWC reduction is less accurate:", err_nhwc > err_contiguous)
+
+# %% [markdown]
+# So "convolution sums are short" holds only for the forward pass and `dX` ($K_H K_W
+# C_\text{in}$ or $K_H K_W C_\text{out}$ terms: 75 here, a few thousand in deep layers).
+# `dW` and `db` sum over $N \cdot H_\text{out} \cdot W_\text{out}$ terms — 100,000 in seed
+# 002's layer — and the order of those long sums matters, in float32 much sooner than in
+# float64.
 #
 # ## What `np.allclose` actually checks
 #
@@ -237,10 +429,11 @@ print("allclose(1.0, 1.00002):        ", np.allclose(1.0, 1.00002))
 #
 # * The difference is **rounding**: einsum (BLAS) and the loops (`np.sum`) add the same 75
 #   products in different orders.
-# * **Both are correct** in the only sense floating point allows: each is within a few ULPs
-#   of the exact sum. Neither is a better reference than the other.
-# * The "sum of differences" grew with the array because it adds up millions of tiny,
-#   random-sign differences. Per element, nothing got worse.
+# * **Both are within the error bound**, a few ULPs of the exact sum. Which one is closer
+#   depends on the summation order — the BLAS for einsum — and is measured above, not
+#   assumed. `dW` and `db` agree bit for bit because there both add in the same order.
+# * The "sum of differences" grew with the array because it adds up more and more tiny
+#   differences of both signs. Per element, nothing got worse.
 # * To compare: relative error or ULPs per element, against an exact (or much more precise)
 #   reference when in doubt, with a tolerance derived from the length of the sums.
 #

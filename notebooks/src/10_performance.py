@@ -8,7 +8,8 @@
 #
 # **Learning goals.** After this notebook you can
 #
-# 1. time NumPy code fairly (repeats, medians, warm-up) and read a speedup table;
+# 1. time NumPy code fairly (a warm-up, then the best of several runs) and read a speedup
+#    table;
 # 2. estimate the memory of im2col ($K_H K_W$ copies of the input) and measure it;
 # 3. explain the **GEMM floor** — the time of the one matrix product every method must
 #    at least do — and why a method can only approach it;
@@ -120,12 +121,21 @@ for name, rows in results.items():
     for method, (fwd, bwd) in rows.items():
         speedup = f"{(loops[0] + loops[1]) / (fwd + bwd):>15.0f}x" if loops and name.startswith("seed") else ""
         print(f"{method:>10} {fwd * 1e3:>8.1f}ms {bwd * 1e3:>8.1f}ms {speedup:>18}")
+    totals = [fwd + bwd for fwd, bwd in rows.values()]
+    if len(totals) > 1:
+        print(f"{'':>10} slowest / fastest vectorized method: {max(totals) / min(totals):.1f}x")
+    if loops and name.startswith("seed") and totals:
+        print(f"{'':>10} every vectorized method is between {(loops[0] + loops[1]) / max(totals):.0f}x"
+              f" and {(loops[0] + loops[1]) / min(totals):.0f}x faster than the loops")
 
 # %% [markdown]
-# Read the table as orders of magnitude: every vectorized method is **hundreds of times**
-# faster than the loops. The differences between them are factors of 1–5, and they depend
-# on the layer: `strided`'s tensordot backward copies a lot, im2col shines when the column
-# matrix is small, the tap loop when there are many channels.
+# Read the last lines of each table: the range of speedups over the loops, and the ratio
+# between the slowest and the fastest vectorized method, both measured just now. The gap
+# to the loops is far larger than the gaps among the vectorized methods — compare the two
+# printed ratios. Which vectorized method wins depends on the layer: `strided`'s tensordot
+# backward copies a lot, im2col does well when the column matrix is small, the tap loop
+# when there are many channels. A busy machine changes every number here; timing again
+# (or `make bench`, which interleaves the methods) tells you how much.
 #
 # ## Memory: im2col's blow-up
 #
@@ -133,13 +143,23 @@ for name, rows in results.items():
 #
 # $$N\, H_\text{out} W_\text{out} \times K_H K_W C_\text{in}$$
 #
-# elements — for a 5×5 kernel, 25 times the input:
+# elements.
+#
+# **Predict before you run.** For each of the two layers, how many times the input is the
+# im2col matrix?
 
 # %%
 for name, (x, w, dy, pad, g) in data.items():
     cols_bytes = g.batch * g.out_hw[0] * g.out_hw[1] * np.prod(g.kernel_hw) * g.in_channels * x.itemsize
     print(f"{name}: input {x.nbytes / 2**20:.1f} MiB, im2col matrix {cols_bytes / 2**20:.1f} MiB "
           f"({cols_bytes / x.nbytes:.0f}x)")
+
+# %% [markdown]
+# <details><summary><b>Answer</b> (open after running)</summary>
+#
+# $K_H K_W$ times: 25 for the 5×5 kernel and 9 for the 3×3 one. At stride 1 with 'same'
+# padding there is one window per pixel, and each window copies $K_H K_W$ pixels.
+# </details>
 
 # %% [markdown]
 # `tracemalloc` measures the peak of what NumPy actually allocates during a forward and a
@@ -219,10 +239,11 @@ print(f"one product, K = {k}: {floor * 1e3:.1f} ms;  {taps_count} products, K = 
 # `x_pad[:, r::s, t::s]`; each tap reads one phase at a shift, and it is stride 1 again.
 # The backward pass runs the same products the other way round.
 #
-# The result: no $K_H K_W$-sized copy, temporaries no larger than the input plus the output,
-# and speed close to the floor when the channels are many. `make bench` measures all this
-# properly — interleaved repeats, float32 and float64, PyTorch for comparison — and the
-# README shows one run.
+# The result: no $K_H K_W$-sized copy — compare the `taps` line of the memory table with
+# im2col's. Its time relative to the floor is in the table above; one cell cannot time
+# fairly on a busy machine, so `make bench` measures it properly — interleaved repeats
+# (every round times every method once, so noise hits all alike), medians, float32 and
+# float64, PyTorch for comparison.
 #
 # ## Optional: PyTorch
 #
@@ -258,10 +279,52 @@ for name, module in {**{k: m for k, m in convlib.implementations.items() if k !=
         continue
     ax.loglog(np.array(batches) * m / 8 * k * n, ts, "o-", label=name)
 ax.set(xlabel="multiply-adds", ylabel="forward time (s)", title="3x3, 64 -> 64 on 32x32")
-ax.legend(fontsize=8)
+if ax.lines:                 # nothing to label until an implementation exists
+    ax.legend(fontsize=8)
+else:
+    ax.text(0.5, 0.5, "no implementation yet", ha="center", transform=ax.transAxes)
 plt.show()
 
 # %% [markdown]
+# ## A worked example: the tap loop at stride 1
+#
+# Before the exercise, the idea in its simplest form: stride 1, no dilation, forward pass
+# only. Flatten the padded input to a `(N·Hp·Wp, C_in)` matrix; output pixel $(n, i, j)$ is
+# computed on row $r = (n H_p + i) W_p + j$ of the padded grid, and tap $(a, b)$ reads row
+# $r + a W_p + b$. One slice per tap, one product per tap:
+
+# %%
+def taps_stride1(x, w, pad):
+    """x (N, H, W, C_in), w (KH, KW, C_in, C_out) -> y (N, H_out, W_out, C_out), stride 1"""
+    kh, kw, c_in, c_out = w.shape
+    x_pad = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    n, hp, wp, _ = x_pad.shape
+    pixels = x_pad.reshape(-1, c_in)                    # one row per padded pixel: a view
+    grid = np.zeros((n * hp * wp, c_out))               # the output, on the padded grid
+    for a in range(kh):
+        for b in range(kw):
+            shift = a * wp + b
+            grid[:len(pixels) - shift] += pixels[shift:] @ w[a, b]
+    # rows near the right and bottom edges read across into the next row or image: crop them
+    return grid.reshape(n, hp, wp, c_out)[:, :hp - kh + 1, :wp - kw + 1]
+
+
+x_s, w_s = rng.standard_normal((2, 6, 7, 3)), rng.standard_normal((3, 3, 3, 4))
+x_pad_s = np.pad(x_s, ((0, 0), (1, 1), (1, 1), (0, 0)))
+reference = np.einsum("nhwabc,abco->nhwo", np.lib.stride_tricks.sliding_window_view(
+    x_pad_s, (3, 3), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3), w_s)
+print("taps_stride1 matches the window-view einsum:", np.allclose(taps_stride1(x_s, w_s, pad=1), reference))
+tap_shift = 1 * x_pad_s.shape[2] + 2                   # tap (a, b) = (1, 2)
+print("a tap's operand is a view of the padded input, no copy:",
+      np.shares_memory(x_pad_s.reshape(-1, 3)[tap_shift:], x_pad_s))
+
+# %% [markdown]
+# At stride $s > 1$ the rows a tap reads are no longer a contiguous block: output pixel
+# $(i, j)$ reads $x^\text{pad}$ at row $i s + a$. Splitting the padded input once into its
+# $s \times s$ phases `x_pad[:, r::s, t::s]` makes every tap a contiguous block again — of one
+# phase. That is what `convlib/taps.py` does, with the bookkeeping (which phase, which
+# shift) given to you as `_phase_grid`.
+#
 # ## Exercise: the tap loop
 #
 # Open `convlib/taps.py`. The helpers `_phase_grid` (which phase and row shift each tap
@@ -273,12 +336,191 @@ plt.show()
 # * `conv2d_backward`: per tap, `dw[a, b] = operand.T @ dy_rows` and
 #   `d_phases[ra, rb, shift:shift + rows] += dy_rows @ w[a, b].T`; then `_from_phases` and
 #   crop.
+#
+# The tests (`make test`, `tests/test_taps.py`) also require, for `y`, `dx`, `dw` and `db`:
+#
+# * the **dtype** of `x` (float32 stays float32);
+# * **C-contiguous** results that **own their memory**: a cropped slice of the output grid
+#   is a view into a larger temporary — return `np.ascontiguousarray(...)` of it (adding
+#   the bias also makes a fresh array) — and no result may share memory with `x` or `w`;
+# * memory: besides its results, a peak under twice the (padded) input plus the output —
+#   no temporary $K_H K_W$ times the input, the point of the tap loop.
 
 # %%
 check.taps()
 
 # %% [markdown]
-# **Summary.** Vectorizing buys two to three orders of magnitude over the loops. Among the
+# **Summary.** Vectorizing buys the speedup over the loops that the first table measured —
+# a far larger factor than the one separating the vectorized methods. Among the
 # vectorized methods, what separates them is memory traffic — copies (im2col), extra
 # accumulation passes (taps) — and how well the matrix products suit BLAS (one fat product
 # beats many thin ones). The GEMM floor tells you how much is left to gain.
+
+# %% [markdown]
+# ## On your machine: the plan, the roofline, and seed 002's thin layer
+#
+# Every time above belongs to the machine that ran this notebook: another CPU, another BLAS
+# library or another program running at the same time changes them, and can change which
+# method wins. This section measures your machine's limits and reads the methods against
+# them. It is self-contained: it makes its own data.
+#
+# ### The plan `convlib.conv2d` picked
+#
+# Because the fastest rung depends on the machine, `convlib.conv2d` does not guess. Like
+# FFTW's planner or cuDNN's benchmark mode, the first call of a large enough *signature*
+# (shapes, dtype, stride, padding, dilation) times every candidate rung a few times, keeps
+# the fastest, and remembers it for the rest of the session; later calls run the winner
+# directly. Small calls use a fixed rule, and `convlib.set_dispatch("fixed")` (or the
+# environment variable `CONVLIB_DISPATCH=fixed`) turns measuring off. The result is the
+# same to rounding whichever rung runs. Here is the plan for seed 002's layer:
+
+# %% tags=["nbval-ignore-output"]
+lab_rng = np.random.default_rng(2002)
+x2 = lab_rng.standard_normal((10, 100, 100, 3))
+w2 = lab_rng.standard_normal((5, 5, 3, 10))
+dy2 = lab_rng.standard_normal((10, 100, 100, 10))
+convlib.dispatch.clear_plans()
+try:
+    convlib.conv2d(x2, w2, padding=2)
+    convlib.conv2d_backward(dy2, x2, w2, padding=2)
+except NotImplementedError as err:
+    print(f"not implemented yet: {err}")
+for plan in convlib.dispatch.plans().values():
+    print(plan)
+if not convlib.dispatch.plans():
+    print("no plan: a rung is not implemented yet, so conv2d used its fixed rule")
+
+# %% [markdown]
+# ### The roofline
+#
+# A computation doing $F$ floating-point operations on data of $B$ bytes cannot finish
+# faster than either limit allows:
+#
+# $$t \;\ge\; \max\!\left(\frac{F}{P_\text{peak}},\; \frac{B}{\beta}\right)$$
+#
+# with $P_\text{peak}$ the machine's peak FLOP/s and $\beta$ its memory bandwidth. Divide
+# by $t$ and the best possible speed is $\min(P_\text{peak},\; I\beta)$, where
+# $I = F/B$ is the **arithmetic intensity** (flops per byte). Plotted against $I$ this is a
+# roof: a slanted memory-bound part, a flat compute-bound part, meeting at the *ridge*
+# $I = P_\text{peak}/\beta$. We measure both limits: the peak with a large square matrix
+# product (it reuses every number it loads about $n$ times, so memory does not hold it
+# back), the bandwidth with a large copy (read + write, no arithmetic at all).
+
+# %% tags=["nbval-ignore-output"]
+def machine_limits(dtype, n=1024, copy_mib=64):
+    """(peak FLOP/s of an n x n GEMM, bandwidth in bytes/s of a copy_mib MiB copy)."""
+    a = lab_rng.standard_normal((n, n)).astype(dtype)
+    peak = 2 * n**3 / best_time(lambda: a @ a)
+    src = np.ones(copy_mib * 2**20 // np.dtype(dtype).itemsize, dtype)
+    dst = np.empty_like(src)
+    return peak, 2 * src.nbytes / best_time(lambda: np.copyto(dst, src))
+
+
+def gemm_speed(m, k, n, dtype):
+    """(arithmetic intensity, measured FLOP/s) of an (m, k) @ (k, n) product."""
+    a, b = (lab_rng.standard_normal(s).astype(dtype) for s in ((m, k), (k, n)))
+    moved = (m * k + k * n + m * n) * np.dtype(dtype).itemsize
+    return 2 * m * k * n / moved, 2 * m * k * n / best_time(lambda: a @ b)
+
+
+limits = {dt: machine_limits(dt) for dt in ("float64", "float32")}
+for dt, (peak, bw) in limits.items():
+    print(f"{dt}: peak {peak / 1e9:.1f} GFLOP/s, bandwidth {bw / 1e9:.1f} GB/s, "
+          f"ridge at {peak / bw:.1f} flop/byte")
+
+# seed 002's forward pass: its im2col GEMM, and the whole layer
+macs2 = 10 * 100 * 100 * 75 * 10
+layer_bytes = (x2.nbytes + w2.nbytes + dy2.nbytes)          # read x and w, write y (float64)
+g2 = shapes.conv_geometry(x2.shape, w2.shape, padding=2)
+tile = convlib.tiles.tile_width(g2)                      # output pixels per row of tiles' GEMM
+tiles_mkn = (10 * 100 * -(-100 // tile), 5 * (tile + 4) * 3, tile * 10)
+gemms = {"skinny (100000, 75) @ (75, 10)": (100_000, 75, 10),
+         f"tiles' {tiles_mkn[0]}x{tiles_mkn[1]} @ {tiles_mkn[1]}x{tiles_mkn[2]}": tiles_mkn}
+speeds = {name: gemm_speed(*mkn, "float64") for name, mkn in gemms.items()}
+peak, bw = limits["float64"]
+speeds["square 1024 x 1024 (the peak)"] = (2 * 1024**3 / (3 * 1024**2 * 8), peak)
+for name, (ai, flops) in speeds.items():
+    roof = min(peak, ai * bw)
+    print(f"{name}: {ai:5.1f} flop/byte, {flops / 1e9:5.1f} GFLOP/s = {flops / peak:4.0%} of "
+          f"peak, {flops / roof:4.0%} of its roofline bound "
+          f"({'memory' if ai < peak / bw else 'compute'}-bound side)")
+
+methods = {"im2col": convlib.im2col, "tiles": convlib.tiles, "dispatch": convlib}
+layer_speed = {}
+for name, module in methods.items():
+    try:
+        layer_speed[name] = 2 * macs2 / best_time(lambda: module.conv2d(x2, w2, padding=2))
+    except NotImplementedError:
+        continue
+layer_ai = 2 * macs2 / layer_bytes
+bound = min(peak, layer_ai * bw)
+for name, flops in layer_speed.items():
+    print(f"seed 002 forward, {name:>8}: {flops / 1e9:5.1f} GFLOP/s = {flops / bound:4.0%} of the "
+          f"roofline bound at {layer_ai:.0f} flop/byte")
+
+fig, ax = plt.subplots(figsize=(6.5, 4))
+intensity = np.logspace(-1, 3, 200)
+for dt, (pk, b) in limits.items():
+    ax.loglog(intensity, np.minimum(pk, intensity * b) / 1e9, label=f"roof, {dt}")
+for name, (ai, flops) in speeds.items():
+    ax.loglog(ai, flops / 1e9, "o", label=f"GEMM {name.split()[0]}")
+for name, flops in layer_speed.items():
+    ax.loglog(layer_ai, flops / 1e9, "s", label=f"seed 002 layer, {name}")
+ax.set(xlabel="arithmetic intensity (flop / byte)", ylabel="GFLOP/s",
+       title="roofline of this machine (float64 points)")
+ax.legend(fontsize=7)
+plt.show()
+
+# %% [markdown]
+# ### Why seed 002's GEMM sits far below the peak
+#
+# Seed 002's im2col product is $(100000, 75) \times (75, 10)$: $K = 75$, $N = 10$. Each
+# number of the column matrix is loaded once and used in only $N = 10$ multiply-adds, one
+# per output channel; the square product uses each loaded number about a thousand times.
+# So the skinny product's arithmetic intensity is a few flops per byte — the cell above
+# prints it — and where that lies below the ridge, its speed is capped by memory bandwidth,
+# not arithmetic: the roofline bound itself is only a fraction of the peak. The product may
+# not even reach that bound (compare its two percentages above): optimized BLAS libraries
+# (OpenBLAS, MKL, BLIS) first copy — *pack* — blocks of the operands into the order their
+# inner kernel reads, and with $K = 75$, $N = 10$ there is little arithmetic to hide that
+# extra memory traffic behind. No rearrangement of the *same* product raises the bound; a
+# *different* product can. `convlib.tiles` puts $T$
+# neighbouring output pixels in one GEMM row, so the product becomes
+# about $(100000/T,\ 5 (T + 4) \cdot 3) \times (5 (T + 4) \cdot 3,\ 10 T)$: $T$ times wider,
+# with some extra (zero) multiplications, but each loaded number is reused $10T$ times.
+# The cell above measured that product next to the skinny one, and the whole layer both ways.
+#
+# ### Why PyTorch can beat the float32 GEMM floor
+#
+# The GEMM floor times NumPy's matrix product on a column matrix that already exists. A
+# method built on that product cannot beat it, but a convolution does not have to be a
+# matrix product. PyTorch's CPU convolution usually calls oneDNN, whose convolution kernels
+# never build the column matrix: they read the input in place in a blocked layout (channels
+# grouped by the vector width), keep partial sums in registers across the kernel taps, and
+# on x86 are compiled at run time for the exact layer shape and instruction set. That saves
+# the memory traffic of the copy and of the GEMM's operands. In float32 a vector instruction
+# does twice as many operations as in float64, so memory traffic is a larger share of the
+# time and avoiding it pays off more. Whether it wins on your machine is a measurement:
+
+# %% tags=["nbval-ignore-output"]
+if importlib.util.find_spec("torch") is None:
+    print("PyTorch is not installed; skipping.")
+else:
+    import torch
+    import torch.nn.functional as F
+    xs, ws = x2.astype(np.float32), w2.astype(np.float32)
+    cols32 = lab_rng.standard_normal((100_000, 75)).astype(np.float32)
+    w2d32 = lab_rng.standard_normal((75, 10)).astype(np.float32)
+    sgemm = best_time(lambda: cols32 @ w2d32)
+    xt = torch.from_numpy(xs.transpose(0, 3, 1, 2).copy())
+    wt = torch.from_numpy(ws.transpose(3, 2, 0, 1).copy())
+    t_torch = best_time(lambda: F.conv2d(xt, wt, padding=2))
+    print(f"seed 002 forward, float32: sgemm floor {sgemm * 1e3:.1f} ms; "
+          f"PyTorch {t_torch * 1e3:.1f} ms = {t_torch / sgemm:.2f} x the floor")
+    try:
+        t_ours = best_time(lambda: convlib.conv2d(xs, ws, padding=2))
+        print(f"convlib.conv2d {t_ours * 1e3:.1f} ms = {t_ours / sgemm:.2f} x the floor")
+    except NotImplementedError as err:
+        print(f"convlib.conv2d: not implemented yet ({err})")
+    print("on this machine PyTorch " + ("beat" if t_torch < sgemm else "did not beat")
+          + " the sgemm floor")

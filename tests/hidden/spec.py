@@ -22,6 +22,10 @@ POINTS = {
     "taps": 5,
 }
 
+# How an exercise earns its points: "all" (the default: every case must pass) or
+# "proportional" (POINTS * cases passed / cases, rounded down). E.g. {"taps": "proportional"}.
+CREDIT = {}
+
 SEED = 7_2026_11_25
 
 # name, x shape (N, H, W, C_in), w shape (KH, KW, C_in, C_out), hyper-parameters, dtype
