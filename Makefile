@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab test lint e2e notebooks bench student sandbox grade bench-grading clean
+.PHONY: help venv lab test lint e2e notebooks bench student sandbox grade gradescope bench-grading clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "convlib needs Python >= 3.10"'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[course,test,lint]"
+	$(PY) -m pip install -q -e ".[course,capstone,test,lint]"
 	@touch $(STAMP)
 
 venv: $(STAMP) ## create or update the environment in .venv
@@ -43,7 +43,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 E2E_STAMP := $(VENV)/.e2e-stamp
 
 $(E2E_STAMP): $(STAMP) pyproject.toml
-	$(PY) -m pip install -q -e ".[course,test,e2e]"
+	$(PY) -m pip install -q -e ".[course,capstone,test,e2e]"
 	@touch $(E2E_STAMP)
 
 e2e: $(E2E_STAMP) ## open notebook 01 in JupyterLab in headless Chromium, run it, move the explorer
@@ -83,6 +83,9 @@ GRADE_ARGS ?=
 grade: $(STAMP) sandbox ## grade with the hidden tests: make grade SUBMISSIONS=<dir> [GRADES=grades] [GRADE_ARGS="--roster r.csv"]
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder of submissions> [GRADES=<out dir>] [GRADE_ARGS=...]"; exit 2; }
 	$(SUDO) $(PY) -m instructor.grade "$(SUBMISSIONS)" --out "$(GRADES)" $(GRADE_ARGS)
+
+gradescope: $(STAMP) ## build the Gradescope autograder from the hidden tests: dist/gradescope/autograder.zip
+	$(PY) -m instructor.gradescope build --out dist/gradescope
 
 bench-grading: $(STAMP) sandbox ## time and peak memory of grading 150 sample submissions (sandboxed)
 	$(SUDO) $(PY) benchmarks/grading.py -n 150

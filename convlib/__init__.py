@@ -15,8 +15,10 @@ bias ``(C_out,)``. The ladder, one module per rung, each with the same signature
 calls by timing the candidates once per call signature on this machine (see
 :mod:`convlib.dispatch`; ``set_dispatch("fixed")`` switches to a fixed rule).
 Shape arithmetic lives in :mod:`convlib.shapes`; gradient checks in :mod:`convlib.gradcheck`.
+Pooling is in :mod:`convlib.pool`; layers, a loss and an optimizer built on all of it in
+:mod:`convlib.nn`; the capstone's handwritten digits in :mod:`convlib.digits`.
 """
-from . import gradcheck, im2col, loops, shapes, strided, taps, tiles
+from . import digits, gradcheck, im2col, loops, pool, shapes, strided, taps, tiles
 from .dispatch import conv2d, conv2d_backward, get_dispatch, set_dispatch
 from .strided import conv_transpose2d, dilate, windows
 
@@ -25,6 +27,6 @@ implementations = {"loops": loops, "strided": strided, "im2col": im2col, "taps":
                    "tiles": tiles}
 
 __all__ = ["conv2d", "conv2d_backward", "set_dispatch", "get_dispatch", "conv_transpose2d",
-           "windows", "dilate",
-           "loops", "strided", "im2col", "taps", "tiles", "shapes", "gradcheck", "implementations"]
+           "windows", "dilate", "loops", "strided", "im2col", "taps", "tiles", "shapes",
+           "gradcheck", "pool", "digits", "implementations"]
 __version__ = "0.1.0"

@@ -18,6 +18,7 @@ it names the mistake, and when only the cases with one property fail, it says wh
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import traceback
 from dataclasses import dataclass, field
@@ -27,17 +28,14 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import exercises
-from . import im2col as _im2col
-from . import loops as _loops
 from . import shapes as _shapes
-from . import strided as _strided
-from . import taps as _taps
 from .gradcheck import rel_error
 
 DATA = Path(__file__).with_name("check_data.npz")
 PACKAGE = Path(__file__).resolve().parent
-MODULES = SimpleNamespace(loops=_loops, strided=_strided, im2col=_im2col, taps=_taps,
-                           shapes=_shapes)
+# the modules under test, m.loops, m.strided, ...: those the exercise table names
+MODULES = SimpleNamespace(**{name: importlib.import_module(f"{__package__}.{name}")
+                             for name in exercises.MODULES})
 
 # Largest max-relative-error (gradcheck.rel_error) that counts as rounding. The tests'
 # assert_allclose uses 1e-10 per element; this is a max over the array relative to its
@@ -73,6 +71,17 @@ BUG_MESSAGES = {
                          "cropped: take as many windows as the *padded* input has rows "
                          "(H + top + bottom), then crop the padding"),
     "no_bias": "the bias is not added",
+    "all_tied_maxima": ("the gradient goes to every tied maximum (mask = window == max); it "
+                        "belongs to one: the first maximum in row-major order (argmax)"),
+    "not_averaged": "the average is not divided by the window size (KH·KW)",
+    "not_averaged_real": ("with count_include_pad=False the sum must be divided by the number of "
+                          "real (not padding) pixels in each window"),
+    "overwritten": ("where windows overlap, a window's gradient overwrites the others' instead "
+                    "of adding to them (use += in loops)"),
+    "overwritten_fancy": ("dx[idx] += dy keeps only one of repeated indices: where one pixel wins "
+                          "several windows, scatter-add with np.add.at(dx, idx, dy)"),
+    "zero_padded_max": "padding takes part in the maximum: pad with -inf, not 0",
+    "no_update": "the parameters did not change: call optimizer.step() after the backward pass",
 }
 BUG_MESSAGES["rotated_columns_only"] = BUG_MESSAGES["rotated_rows_only"]
 

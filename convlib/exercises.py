@@ -5,7 +5,8 @@ solution region, its notebook cell and its points in the instructors' hidden tes
 Each exercise names the module and the functions a student fills in, the outputs it is
 compared on, the notebook that teaches it, and ``call(m, case) -> outputs``: how to call
 the student's code. ``m`` holds the modules under test (``m.loops``, ``m.strided``,
-``m.im2col``, ``m.taps``, ``m.shapes``); ``case`` is a :class:`Case`, whose arrays
+``m.im2col``, ``m.taps``, ``m.shapes``, ``m.pool``, ``m.nn``); ``case`` is a
+:class:`Case`, whose arrays
 (``case.x``, ``case.w``, ...) and keyword arguments ``case.hyper`` come from a stored
 case. A case is any set of named arrays plus JSON hyper-parameters, so an exercise whose
 function takes other arguments (a pooling layer's ``kernel_size``) reads them from
@@ -51,6 +52,7 @@ class Exercise:
     name: str                        # "windows": the check's and the grade's name
     module: str                      # "strided": convlib/strided.py
     functions: tuple                 # the functions with a solution region, in order
+    #                                  (a method as "Class.method")
     outputs: tuple                   # names of what call() returns, in order
     notebook: str                    # "04_stride_tricks": teaches it; the stub points there
     call: Callable                   # (m, case) -> tuple of outputs
@@ -81,6 +83,84 @@ def _conv_transpose2d(m, c):
     g = c.geometry
     return (m.strided.conv_transpose2d(c.dy, c.w, stride=g.stride, padding=g.pads,
                                        dilation=g.dilation, output_padding=g.extra),)
+
+
+# --------------------------------------------------------------------------- pooling
+# A pooling case is made from a convolution case: its kernel, stride and padding (cut to
+# PyTorch's limit k // 2), its dilation when there is no padding, and its x rounded to
+# halves minus 1: windows hold tied maxima, and often only negative values (where a zero
+# padding would win). dy is drawn from a generator seeded by x's size.
+
+def pool_case(c):
+    """-> (x, kwargs for max pooling, kwargs for average pooling, dy)."""
+    g = c.geometry
+    pads = tuple((min(lo, k // 2), min(hi, k // 2)) for (lo, hi), k in zip(g.pads, g.kernel_hw))
+    dilation = g.dilation if pads == ((0, 0), (0, 0)) else (1, 1)
+    common = dict(kernel_size=tuple(g.kernel_hw), stride=tuple(g.stride), padding=pads)
+    x = np.round(c.x * 2) / 2 - 1     # ties; mostly negative, so a zero padding would win
+    out_hw = [(n + lo + hi - d * (k - 1) - 1) // s + 1 for n, (lo, hi), k, s, d in
+              zip(c.x.shape[1:3], pads, g.kernel_hw, g.stride, dilation)]
+    avg_hw = [(n + lo + hi - k) // s + 1 for n, (lo, hi), k, s in
+              zip(c.x.shape[1:3], pads, g.kernel_hw, g.stride)]
+    rng = np.random.default_rng(c.x.size)
+    dy_max = rng.standard_normal((c.x.shape[0], *out_hw, c.x.shape[3])).astype(c.x.dtype)
+    dy_avg = rng.standard_normal((c.x.shape[0], *avg_hw, c.x.shape[3])).astype(c.x.dtype)
+    return x, dict(common, dilation=tuple(dilation)), common, dy_max, dy_avg
+
+
+def _max_pool2d(m, c):
+    x, kw, _, _, _ = pool_case(c)
+    return (m.pool.max_pool2d(x, **kw),)
+
+
+def _max_pool2d_backward(m, c):
+    x, kw, _, dy, _ = pool_case(c)
+    return (m.pool.max_pool2d_backward(dy, x, **kw),)
+
+
+def _avg_pool2d(m, c):
+    x, _, kw, _, _ = pool_case(c)
+    return (m.pool.avg_pool2d(x, **kw), m.pool.avg_pool2d(x, **kw, count_include_pad=False))
+
+
+def _avg_pool2d_backward(m, c):
+    x, _, kw, _, dy = pool_case(c)
+    return (m.pool.avg_pool2d_backward(dy, x, **kw),
+            m.pool.avg_pool2d_backward(dy, x, **kw, count_include_pad=False))
+
+
+# --------------------------------------------------------------------------- layers
+
+def _conv2d_layer(m, c):
+    g = c.geometry
+    layer = m.nn.Conv2D(g.in_channels, g.out_channels, g.kernel_hw, stride=g.stride,
+                        padding=g.pads, dilation=g.dilation, rng=np.random.default_rng(0),
+                        dtype=c.x.dtype)
+    layer.params = {"w": c.w.copy(), "b": c.b.copy()}
+    y = layer.forward(c.x)
+    dx = layer.backward(c.dy)
+    return y, dx, layer.grads["w"], layer.grads["b"]
+
+
+def _maxpool_layer(m, c):
+    x, kw, _, dy, _ = pool_case(c)
+    layer = m.nn.MaxPool2D(kw["kernel_size"], stride=kw["stride"], padding=kw["padding"])
+    y = layer.forward(x)
+    return y, layer.backward(dy)
+
+
+def _train_step(m, c):
+    """Two steps (so that momentum matters) of a linear classifier on the case's x."""
+    n = c.x.shape[0]
+    features = int(np.prod(c.x.shape[1:]))
+    dense = m.nn.Dense(features, 10, rng=np.random.default_rng(0), dtype=c.x.dtype)
+    dense.params["w"] = (np.arange(features * 10).reshape(features, 10) % 7 - 3).astype(
+        c.x.dtype) / features
+    model = m.nn.Sequential([m.nn.Flatten(), dense])
+    optimizer = m.nn.SGD(model.layers, lr=0.1, momentum=0.9)
+    labels = np.arange(n) % 10
+    losses = [m.nn.train_step(model, optimizer, c.x, labels) for _ in range(2)]
+    return np.array(losses, dtype=np.float64), dense.params["w"]
 
 
 TABLE = {ex.name: ex for ex in [
@@ -114,6 +194,18 @@ TABLE = {ex.name: ex for ex in [
              "10_performance",
              lambda m, c: (m.taps.conv2d(c.x, c.w, c.b, **c.hyper),
                            *m.taps.conv2d_backward(c.dy, c.x, c.w, **c.hyper))),
+    Exercise("max_pool2d", "pool", ("max_pool2d",), ("y",), "11_pooling", _max_pool2d),
+    Exercise("max_pool2d_backward", "pool", ("max_pool2d_backward",), ("dx",), "11_pooling",
+             _max_pool2d_backward),
+    Exercise("avg_pool2d", "pool", ("avg_pool2d",), ("y", "y_real_pixels"), "11_pooling",
+             _avg_pool2d),
+    Exercise("avg_pool2d_backward", "pool", ("avg_pool2d_backward",), ("dx", "dx_real_pixels"),
+             "11_pooling", _avg_pool2d_backward),
+    Exercise("conv2d_layer", "nn", ("Conv2D.forward", "Conv2D.backward"), ("y", "dx", "dw", "db"),
+             "12_capstone", _conv2d_layer),
+    Exercise("maxpool_layer", "nn", ("MaxPool2D.forward", "MaxPool2D.backward"), ("y", "dx"),
+             "12_capstone", _maxpool_layer),
+    Exercise("train_step", "nn", ("train_step",), ("losses", "w"), "12_capstone", _train_step),
 ]}
 
 

@@ -295,3 +295,169 @@ def explorer():
                         widgets.HBox(list(controls.values())[3:]), out])
     box.add_class("convlib-explorer")
     return box
+
+
+# --------------------------------------------------------------------------- pooling
+
+def max_pool_routes(x, dy, kernel_size, stride=None):
+    """Where max pooling's backward pass sends each gradient, on one 2-D channel.
+
+    x (H, W), dy (H_out, W_out) -> (winners, dx): winners (H_out, W_out, 2) the (row,
+    column) of each window's first maximum in row-major order, dx (H, W) the accumulated
+    gradient. Plain loops, no padding: the picture's ground truth, independent of convlib.pool.
+    """
+    x, dy = np.asarray(x, dtype=float), np.asarray(dy, dtype=float)
+    k = (kernel_size, kernel_size) if np.isscalar(kernel_size) else tuple(kernel_size)
+    s = k if stride is None else ((stride, stride) if np.isscalar(stride) else tuple(stride))
+    winners = np.zeros((*dy.shape, 2), dtype=int)
+    dx = np.zeros_like(x)
+    for i in range(dy.shape[0]):
+        for j in range(dy.shape[1]):
+            window = x[i * s[0]:i * s[0] + k[0], j * s[1]:j * s[1] + k[1]]
+            a, b = np.unravel_index(np.argmax(window), window.shape)   # first maximum
+            winners[i, j] = (i * s[0] + a, j * s[1] + b)
+            dx[tuple(winners[i, j])] += dy[i, j]
+    return winners, dx
+
+
+def max_pool_backward(x, dy, kernel_size, stride=None):
+    """Three grids: x with each window outlined and its winner coloured, dy, and dx —
+    the gradients of overlapping windows that share a winner add up."""
+    x, dy = np.asarray(x, dtype=float), np.asarray(dy, dtype=float)
+    winners, dx = max_pool_routes(x, dy, kernel_size, stride)
+    k = (kernel_size, kernel_size) if np.isscalar(kernel_size) else tuple(kernel_size)
+    s = k if stride is None else ((stride, stride) if np.isscalar(stride) else tuple(stride))
+    fig = Figure(figsize=(8, 2.9), layout="constrained")
+    axes = fig.subplots(1, 3, width_ratios=[x.shape[1], dy.shape[1], x.shape[1]])
+    colors = [[INPUT_COLOR] * x.shape[1] for _ in range(x.shape[0])]
+    for r, c in winners.reshape(-1, 2):
+        colors[r][c] = TAP_COLOR
+    _grid(axes[0], x.shape, colors, x, title=f"x: windows {k[0]}×{k[1]}, stride {s}")
+    palette = ["#264653", "#e76f51", "#2a9d8f", "#e9c46a", "#8338ec", "#3a86ff"]
+    for n, (i, j) in enumerate(np.ndindex(dy.shape)):
+        inset = 0.06 * (n % 3)
+        _outline(axes[0], i * s[0] + inset, j * s[1] + inset, k[0] - 2 * inset,
+                 k[1] - 2 * inset, palette[n % len(palette)], lw=1.5)
+    _grid(axes[1], dy.shape, None, dy, title="dy")
+    dx_colors = [[TAP_COLOR if v else INPUT_COLOR for v in row] for row in dx]
+    _grid(axes[2], dx.shape, dx_colors, dx, title="dx: dy added at each winner")
+    return fig
+
+
+# --------------------------------------------------------------------------- capstone
+
+def digit_grid(images, labels, predicted=None, *, columns=10, title=""):
+    """Digits (N, 28, 28[, 1]) in a grid, each titled with its label (and "→ prediction")."""
+    images = np.asarray(images).reshape(len(images), *np.asarray(images).shape[1:3])
+    rows = max(1, -(-len(images) // columns))
+    fig = Figure(figsize=(columns * 0.9, rows * 1.05 + 0.3), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
+    for k, ax in enumerate(axes):
+        ax.set_axis_off()
+        if k < len(images):
+            ax.imshow(images[k], cmap="gray_r")
+            text = f"{labels[k]}" if predicted is None else f"{labels[k]} → {predicted[k]}"
+            ax.set_title(text, fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def training_curves(history):
+    """history: {"loss": per-step losses, "epoch_step": step index of each epoch's end,
+    "train_acc", "test_acc": per epoch} -> loss (with its moving average) and accuracy."""
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    loss = np.asarray(history["loss"])
+    ax_loss.plot(loss, lw=0.5, alpha=0.5, label="batch loss")
+    window = min(50, len(loss))
+    moving_mean = np.convolve(loss, np.ones(window) / window, mode="valid")
+    ax_loss.plot(np.arange(window - 1, len(loss)), moving_mean, label=f"mean of {window}")
+    ax_loss.set(xlabel="step", ylabel="cross-entropy", yscale="log", title="loss")
+    ax_loss.legend(fontsize=8)
+    epochs = np.arange(1, len(history["test_acc"]) + 1)
+    ax_acc.plot(epochs, history["train_acc"], "o-", label="training images")
+    ax_acc.plot(epochs, history["test_acc"], "s-", label="held-out images")
+    ax_acc.axhline(0.97, color="grey", ls=":", lw=1, label="97 %")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", xticks=epochs)
+    ax_acc.legend(fontsize=8)
+    return fig
+
+
+def filters(w, title="first-layer filters"):
+    """A conv layer's kernels w (KH, KW, 1, C_out), one small image each (blue < 0 < red)."""
+    w = np.asarray(w)[:, :, 0, :]
+    fig = Figure(figsize=(1.1 * w.shape[2], 1.5), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, w.shape[2], squeeze=False)).ravel()
+    limit = np.abs(w).max()
+    for k, ax in enumerate(axes):
+        ax.imshow(w[:, :, k], cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_axis_off()
+        ax.set_title(f"{k}", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def feature_maps(image, maps, names, *, max_channels=8):
+    """One digit (28, 28[, 1]) and its activations after each layer: maps is a list of
+    (1, H, W, C) arrays, names their layers. One row per layer, up to max_channels maps."""
+    rows = len(maps) + 1
+    cols = min(max_channels, max(m.shape[-1] for m in maps))
+    fig = Figure(figsize=(1.0 * cols + 1.2, 1.05 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    axes[0, 0].imshow(np.asarray(image).reshape(28, 28), cmap="gray_r")
+    axes[0, 0].set_title("input", fontsize=8)
+    for r, (m, name) in enumerate(zip(maps, names), start=1):
+        for c in range(min(cols, m.shape[-1])):
+            axes[r, c].imshow(m[0, :, :, c], cmap="viridis")
+        axes[r, 0].set_title(f"{name} {m.shape[1]}×{m.shape[2]}×{m.shape[3]}", fontsize=8,
+                             loc="left")
+    return fig
+
+
+def confusion(labels, predicted, classes=10):
+    """Confusion matrix: row = true digit, column = prediction, counts written in."""
+    counts = np.zeros((classes, classes), dtype=int)
+    np.add.at(counts, (np.asarray(labels), np.asarray(predicted)), 1)
+    fig = Figure(figsize=(4.6, 4.2), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(np.log1p(counts), cmap="Blues")
+    for r, c in np.ndindex(counts.shape):
+        if counts[r, c]:
+            ax.text(c, r, str(counts[r, c]), ha="center", va="center", fontsize=7,
+                    color="white" if r == c else "black")
+    ax.set(xlabel="predicted", ylabel="true digit", xticks=range(classes),
+           yticks=range(classes), title=f"{np.trace(counts)} of {counts.sum()} right")
+    return fig
+
+
+def digit_picker(images, labels, activations, names):
+    """A thin widget around :func:`feature_maps`: a slider picks one of ``images`` and the
+    figure redraws. ``activations(image_batch) -> list of (1, H, W, C) maps``. Returns the
+    widget (display it)."""
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    def outputs(k):
+        fig = feature_maps(images[k], activations(images[k:k + 1]), names)
+        png = io.BytesIO()
+        fig.savefig(png, format="png")
+        return [{"output_type": "display_data", "metadata": {}, "data": {
+            "image/png": base64.b64encode(png.getvalue()).decode("ascii"),
+            "text/plain": f"digit {k}: a {labels[k]}"}}]
+
+    slider = widgets.IntSlider(0, 0, len(images) - 1, description="digit #")
+    out = widgets.Output()
+    out.outputs = tuple(outputs(0))     # set, not printed: nbval sees no stray outputs
+
+    def redraw(change):
+        with out:
+            out.clear_output(wait=True)
+            for o in outputs(change["new"]):
+                display(o["data"], raw=True)
+
+    slider.observe(redraw, "value")
+    box = widgets.VBox([slider, out])
+    box.add_class("convlib-digit-picker")
+    return box

@@ -17,7 +17,7 @@ from unittest import mock
 import numpy as np
 
 import convlib
-from convlib import check, exercises, im2col, loops, strided
+from convlib import check, exercises, im2col, loops, nn, pool, strided
 from convlib.shapes import crop, pad
 
 # name, x shape, w shape, hyper-parameters, dtype[, memory order of x: "F" = Fortran order,
@@ -111,6 +111,84 @@ def _column_order_backward(case, g):
     return dx, dw
 
 
+def _max_pool_bugs(x, dy, kw):
+    """What the classic max-pooling mistakes return: {output: {bug: array}}."""
+    g = pool.pool_geometry(x.shape, kw["kernel_size"], kw["stride"], kw["padding"], kw["dilation"])
+    (kh, kwid), (sh, sw), (dh, dw), (ho, wo) = g.kernel_hw, g.stride, g.dilation, g.out_hw
+    x_inf = pool._pad(x, g, -np.inf)
+    view = strided.windows(x_inf, g.kernel_hw, g.stride, g.dilation)
+    y = view.max(axis=(3, 4))
+    zero_view = strided.windows(pad(x, g), g.kernel_hw, g.stride, g.dilation)
+
+    def taps_scatter(per_tap):                 # per_tap(a, b) -> (N, Ho, Wo, C) to add
+        dx_pad = np.zeros((x.shape[0], *g.padded_hw, x.shape[3]))
+        for a in range(kh):
+            for b in range(kwid):
+                dx_pad[:, a * dh:a * dh + sh * (ho - 1) + 1:sh,
+                       b * dw:b * dw + sw * (wo - 1) + 1:sw] += per_tap(a, b)
+        return crop(dx_pad, g)
+
+    def first_max_index(v):
+        return v.reshape(*v.shape[:3], kh * kwid, v.shape[-1]).argmax(axis=3)
+
+    all_tied = taps_scatter(lambda a, b: (view[:, :, :, a, b] == y) * dy)
+    # argmax over zero-padded windows: a padding 0 can win, and its gradient is lost
+    zero_first = first_max_index(zero_view)
+    zero_padded = taps_scatter(lambda a, b: (zero_first == a * kwid + b) * dy)
+    # loops that assign the window's masked gradient (zeros included) instead of adding it
+    first = first_max_index(view)
+    dx_pad = np.zeros((x.shape[0], *g.padded_hw, x.shape[3]))
+    for i in range(ho):
+        for j in range(wo):
+            mask = np.zeros((x.shape[0], kh, kwid, x.shape[3]))
+            for a in range(kh):
+                for b in range(kwid):
+                    mask[:, a, b] = first[:, i, j] == a * kwid + b
+            rows = slice(i * sh, i * sh + dh * (kh - 1) + 1, dh)
+            cols = slice(j * sw, j * sw + dw * (kwid - 1) + 1, dw)
+            dx_pad[:, rows, cols] = mask * dy[:, i:i + 1, j:j + 1]
+    overwritten = crop(dx_pad, g)
+    # the vectorized version with buffered fancy indexing: repeated indices add once
+    a, b = np.divmod(first, kwid)
+    rows = np.arange(ho)[None, :, None, None] * sh + a * dh
+    cols = np.arange(wo)[None, None, :, None] * sw + b * dw
+    fancy = np.zeros((x.shape[0], *g.padded_hw, x.shape[3]))
+    fancy[np.arange(x.shape[0])[:, None, None, None], rows, cols,
+          np.arange(x.shape[3])[None, None, None, :]] += dy
+    return {"y": {"zero_padded_max": zero_view.max(axis=(3, 4))},
+            "dx": {"all_tied_maxima": all_tied, "zero_padded_max": zero_padded,
+                   "overwritten": overwritten, "overwritten_fancy": crop(fancy, g)}}
+
+
+def _avg_pool_bugs(x, dy, kw):
+    g = pool.pool_geometry(x.shape, kw["kernel_size"], kw["stride"], kw["padding"])
+    (kh, kwid), (sh, sw), (ho, wo) = g.kernel_hw, g.stride, g.out_hw
+    sums = strided.windows(pad(x, g), g.kernel_hw, g.stride).sum(axis=(3, 4))
+    not_real = sums / (kh * kwid)
+    grads = {}
+    for name, share in [("not_averaged", dy), ("not_averaged_real", dy / (kh * kwid))]:
+        dx_pad = np.zeros((x.shape[0], *g.padded_hw, x.shape[3]))
+        for a in range(kh):
+            for b in range(kwid):
+                dx_pad[:, a:a + sh * (ho - 1) + 1:sh, b:b + sw * (wo - 1) + 1:sw] += share
+        grads[name] = crop(dx_pad, g)
+    overwritten = {}
+    for include in (True, False):
+        divisor = pool._divisor(g, include, np.dtype(np.float64))
+        share = dy / divisor
+        dx_pad = np.zeros((x.shape[0], *g.padded_hw, x.shape[3]))
+        for i in range(ho):
+            for j in range(wo):
+                dx_pad[:, i * sh:i * sh + kh, j * sw:j * sw + kwid] = share[:, i:i + 1, j:j + 1]
+        overwritten[include] = crop(dx_pad, g)
+    return {"y": {"not_averaged": sums}, "y_real_pixels": {"not_averaged": sums,
+                                                           "not_averaged_real": not_real},
+            "dx": {"not_averaged": grads["not_averaged"], "overwritten": overwritten[True]},
+            "dx_real_pixels": {"not_averaged": grads["not_averaged"],
+                               "not_averaged_real": grads["not_averaged_real"],
+                               "overwritten": overwritten[False]}}
+
+
 def bug_outputs(exercise, case):
     """{output name: {bug name: what that bug returns}} for one exercise and case."""
     if exercises.TABLE[exercise].cases != "conv":
@@ -165,6 +243,24 @@ def bug_outputs(exercise, case):
         if exercise == "conv_transpose2d" and g.in_channels == g.out_channels:
             bugs[output]["swapped_channels"] = strided.input_gradient(
                 case.dy, case.w.transpose(0, 1, 3, 2), g)
+    if exercise in ("max_pool2d", "max_pool2d_backward", "maxpool_layer"):
+        x, kw, _, dy, _ = exercises.pool_case(case)
+        found = _max_pool_bugs(x, dy, kw)
+        if exercise == "max_pool2d":
+            bugs["y"] = found["y"]
+        elif exercise == "max_pool2d_backward":
+            bugs["dx"] = found["dx"]
+        else:
+            bugs.update(found)
+    if exercise in ("avg_pool2d", "avg_pool2d_backward"):
+        x, _, kw, _, dy = exercises.pool_case(case)
+        found = _avg_pool_bugs(x, dy, kw)
+        keys = ("y", "y_real_pixels") if exercise == "avg_pool2d" else ("dx", "dx_real_pixels")
+        bugs.update({key: found[key] for key in keys})
+    if exercise == "train_step":
+        with mock.patch.object(nn.SGD, "step", lambda self: None):
+            bugs = {name: {"no_update": value} for name, value in
+                    zip(("losses", "w"), exercises.TABLE[exercise].call(check.MODULES, case))}
     return bugs
 
 

@@ -34,7 +34,8 @@ TEMPLATE = Path(__file__).with_name("student_template")
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 REGION = re.compile(rf"^(?P<indent>[ \t]*){re.escape(BEGIN)}[^\n]*\n"
                     rf".*?^[ \t]*{re.escape(END)}[^\n]*\n", re.S | re.M)
-DEF = re.compile(r"^[ \t]*def (\w+)\(", re.M)
+DEF = re.compile(r"^(?P<indent>[ \t]*)def (?P<name>\w+)\(", re.M)
+CLASS = re.compile(r"^class (\w+)\b", re.M)
 
 # Which notebook teaches each exercise function: the stub's message points there.
 NOTEBOOK_FOR = {f"{ex.module}.{function}": ex.notebook
@@ -49,16 +50,22 @@ WITHHELD = {
 }
 PUBLIC_TESTS = ["conftest.py", "strategies.py", "test_agreement.py", "test_api.py",
                 "test_docstrings.py", "test_dispatch.py", "test_gradcheck.py", "test_taps.py",
-                "test_torch_golden.py", "test_viz.py", "golden/torch_cases.npz"]
+                "test_torch_golden.py", "test_viz.py", "test_pool.py", "test_nn.py",
+                "test_viz_capstone.py",
+                "golden/torch_cases.npz", "golden/torch_pool_cases.npz"]
 TOP_FILES = ["pyproject.toml", "environment.yml"]
 
 
 def strip_solutions(text: str, stub) -> str:
     """Replace each solution region by ``raise NotImplementedError(stub(function))``,
-    indented like the region; ``function`` is the name of the def the region sits in."""
+    indented like the region; ``function`` is the name of the def the region sits in
+    (``Class.method`` for a method)."""
     def replace(match):
-        defs = DEF.findall(text, 0, match.start())
-        function = defs[-1] if defs else "?"
+        defs = list(DEF.finditer(text, 0, match.start()))
+        function = defs[-1]["name"] if defs else "?"
+        if defs and defs[-1]["indent"]:
+            classes = CLASS.findall(text, 0, defs[-1].start())
+            function = f"{classes[-1]}.{function}" if classes else function
         return f"{match['indent']}raise NotImplementedError({stub(function)!r})\n"
     stripped = REGION.sub(replace, text)
     if BEGIN in stripped or END in stripped:

@@ -7,7 +7,7 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from convlib import check, exercises, im2col, loops, shapes, strided
+from convlib import check, exercises, im2col, loops, nn, pool, shapes, strided
 from instructor import make_check_data
 
 N_CASES = len(make_check_data.CASES)
@@ -64,8 +64,11 @@ def test_unimplemented_exercise_is_reported_not_raised(name, capsys):
     def stub(*args, **kwargs):
         raise NotImplementedError
     ex = exercises.TABLE[name]
-    module = getattr(check.MODULES, ex.module)
-    with mock.patch.object(module, ex.functions[-1], stub):
+    owner = getattr(check.MODULES, ex.module)
+    *classes, function = ex.functions[-1].split(".")          # "Conv2D.backward": a method
+    for cls in classes:
+        owner = getattr(owner, cls)
+    with mock.patch.object(owner, function, stub):
         summary = check.run(name)
     out = capsys.readouterr().out
     assert not summary["implemented"]
@@ -137,7 +140,84 @@ SEEDED_BUGS = [  # (exercise, patch target, replacement, words the report must c
 ]
 
 
-@pytest.mark.parametrize("exercise, target, bug, words", SEEDED_BUGS)
+_max_pool2d, _max_pool2d_backward = pool.max_pool2d, pool.max_pool2d_backward
+_avg_pool2d, _avg_pool2d_backward = pool.avg_pool2d, pool.avg_pool2d_backward
+
+
+def _zero_padded_max(x, kernel_size, stride=None, padding=0, dilation=1):
+    g = pool.pool_geometry(x.shape, kernel_size, stride, padding, dilation)
+    return strided.windows(shapes.pad(x, g), g.kernel_hw, g.stride, g.dilation).max(axis=(3, 4))
+
+
+def _pool_loops(dy, x, kernel_size, stride=None, padding=0, dilation=1, *, mask, assign=False):
+    """A loop backward pass with a given mask rule, adding (or assigning) into dx_pad."""
+    g = pool.pool_geometry(x.shape, kernel_size, stride, padding, dilation)
+    x_pad = pool._pad(x, g, -np.inf)
+    dx_pad = np.zeros_like(x_pad)
+    (kh, kw), (sh, sw), (dh, dw) = g.kernel_hw, g.stride, g.dilation
+    for i, j in np.ndindex(*g.out_hw):
+        rows = slice(i * sh, i * sh + dh * (kh - 1) + 1, dh)
+        cols = slice(j * sw, j * sw + dw * (kw - 1) + 1, dw)
+        window = x_pad[:, rows, cols]                                  # (N, KH, KW, C)
+        grad = mask(window) * dy[:, i:i + 1, j:j + 1]
+        if assign:
+            dx_pad[:, rows, cols] = grad
+        else:
+            dx_pad[:, rows, cols] += grad
+    return shapes.crop(dx_pad, g)
+
+
+def _all_maxima(window):
+    return window == window.max(axis=(1, 2), keepdims=True)
+
+
+def _first_max_mask(window):
+    n, kh, kw, c = window.shape
+    flat = window.transpose(0, 3, 1, 2).reshape(n, c, kh * kw)
+    onehot = np.arange(kh * kw) == flat.argmax(axis=2)[..., None]
+    return onehot.reshape(n, c, kh, kw).transpose(0, 2, 3, 1)
+
+
+def _buffered_scatter(dy, x, *args, **kwargs):
+    """The vectorized backward pass with dx[idx] += dy instead of np.add.at."""
+    buffered = mock.Mock(at=lambda a, idx, v: a.__setitem__(idx, a[idx] + v))
+    with mock.patch.object(np, "add", buffered):
+        return _max_pool2d_backward(dy, x, *args, **kwargs)
+
+
+def _train_step_without_update(model, optimizer, x, labels):
+    logits = model.forward(x)
+    loss, dlogits = nn.softmax_cross_entropy(logits, labels)
+    model.backward(dlogits)
+    return loss
+
+
+POOL_BUGS = [
+    ("max_pool2d", (pool, "max_pool2d"), _zero_padded_max, "pad with -inf, not 0"),
+    ("max_pool2d_backward", (pool, "max_pool2d_backward"),
+     lambda dy, x, *a, **k: _pool_loops(dy, x, *a, **k, mask=_all_maxima),
+     "every tied maximum"),
+    ("max_pool2d_backward", (pool, "max_pool2d_backward"),
+     lambda dy, x, *a, **k: _pool_loops(dy, x, *a, **k, mask=_first_max_mask, assign=True),
+     "overwrites the others' instead of adding"),
+    ("max_pool2d_backward", (pool, "max_pool2d_backward"), _buffered_scatter, "np.add.at"),
+    ("avg_pool2d", (pool, "avg_pool2d"),
+     lambda x, kernel_size, stride=None, padding=0, count_include_pad=True: _avg_pool2d(
+         x, kernel_size, stride, padding, count_include_pad) * np.prod(kernel_size),
+     "not divided by the window size"),
+    ("avg_pool2d_backward", (pool, "avg_pool2d_backward"),
+     lambda dy, x, kernel_size, stride=None, padding=0, count_include_pad=True: (
+         _avg_pool2d_backward(dy, x, kernel_size, stride, padding) * np.prod(kernel_size)),
+     "not divided by the window size"),
+    ("maxpool_layer", (nn.MaxPool2D, "backward"),
+     lambda self, dy: _pool_loops(dy, self.x, self.kernel_size, self.stride, self.padding,
+                                  mask=_all_maxima),
+     "every tied maximum"),
+    ("train_step", (nn, "train_step"), _train_step_without_update, "call optimizer.step()"),
+]
+
+
+@pytest.mark.parametrize("exercise, target, bug, words", SEEDED_BUGS + POOL_BUGS)
 def test_classic_bugs_fail_and_are_named(exercise, target, bug, words, capsys):
     with mock.patch.object(*target, bug):
         summary = check.run(exercise)

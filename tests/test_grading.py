@@ -45,14 +45,19 @@ SEEDED_BUGS = {
     "pad_slice": ({"loops_backward"}, "x_pad[p:-p] is empty when p = 0"),
     "not_dilated": ({"input_gradient", "conv_transpose2d"}, "dZ is not dilated"),
     "not_rotated": ({"input_gradient", "conv_transpose2d"}, "rotate it by 180° exactly once"),
-    "no_bias": ({"im2col_forward"}, "the bias is not added"),
+    # the capstone's Conv2D runs the dispatcher, which runs im2col (forward, C_in < 16) and
+    # taps (backward, stride 1): a bug there costs conv2d_layer too
+    "no_bias": ({"im2col_forward", "conv2d_layer"}, "the bias is not added"),
     "unpadded_windows": ({"input_gradient", "conv_transpose2d"},
                          "take as many windows as the *padded* input has rows"),
     "pad_by_p": ({"input_gradient", "conv_transpose2d"}, "padded by the conv's padding p"),
-    "swapped_kernel_axes": ({"im2col_forward"}, "the kernel axes (KH, KW) are swapped"),
+    "swapped_kernel_axes": ({"im2col_forward", "conv2d_layer"},
+                            "the kernel axes (KH, KW) are swapped"),
     "writeable_windows": ({"windows"}, "the view must be read-only"),
     "strides_from_shape": ({"windows", "strided_forward", "im2col_forward", "weight_gradients",
-                            "im2col_backward"}, "take strides from x.strides"),
+                            "im2col_backward", "conv2d_layer",       # windows() under im2col
+                            "max_pool2d", "max_pool2d_backward", "avg_pool2d",
+                            "maxpool_layer"}, "take strides from x.strides"),
     "assigned_not_added": ({"loops_backward"}, "assigned (=) instead of added (+=)"),
     "divided_by_n": ({"weight_gradients"}, "divided by the batch size N"),
     "rotated_twice": ({"conv_transpose2d"}, "not twice"),
@@ -78,14 +83,14 @@ FAULTS = {
     "memory_bomb": (lambda f: patch(f, "taps", "    (hq, wq), taps = _phase_grid(g)\n",
                                     "    hog = []\n    while True:\n"
                                     "        hog.append(bytearray(50_000_000))\n",
-                                    2), {"taps"}, "MemoryError"),
+                                    2), {"taps", "conv2d_layer"}, "MemoryError"),
     "sys_exit": (lambda f: patch(f, "loops", "    x_pad = pad(x, g)\n    y = np.zeros",
                                  "    import sys; sys.exit(0)\n    y = np.zeros"),
                  {"loops_forward"}, "SystemExit"),
     "os_exit": (lambda f: patch(f, "im2col", "    dy2d = dy.reshape(-1, g.out_channels)  ",
                                 "    import os; os._exit(0)\n"
                                 "    dy2d = dy.reshape(-1, g.out_channels)  "),
-                {"im2col_backward"}, "exited with status 0"),
+                {"im2col_backward", "conv2d_layer"}, "exited with status 0"),
     "print_flood": (lambda f: patch(f, "strided", "    return input_gradient(y, w, g)\n",
                                     "    for _ in range(10_000):\n        print('x' * 10_000)\n"
                                     "    return input_gradient(y, w, g)\n"),

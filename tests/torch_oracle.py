@@ -77,3 +77,29 @@ def conv_transpose2d(y, w, *, stride, padding, dilation, output_padding):
     out = F.conv_transpose2d(_nchw(y), _oihw(w), stride=stride, padding=padding,
                              dilation=dilation, output_padding=output_padding)
     return out.numpy().transpose(0, 2, 3, 1)
+
+
+def _pool_with_grad(fn, x, dy, **kwargs):
+    xt = _nchw(x).requires_grad_()
+    y = fn(xt, **kwargs)
+    y.backward(_nchw(dy))
+    return _nhwc(y), _nhwc(xt.grad)
+
+
+def max_pool2d_with_grad(x, dy, *, kernel_size, stride=None, padding=0, dilation=1):
+    """PyTorch's max_pool2d and its input gradient, NHWC in and out: -> (y, dx)."""
+    return _pool_with_grad(F.max_pool2d, x, dy, kernel_size=kernel_size, stride=stride,
+                           padding=padding, dilation=dilation)
+
+
+def avg_pool2d_with_grad(x, dy, *, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """PyTorch's avg_pool2d and its input gradient, NHWC in and out: -> (y, dx)."""
+    return _pool_with_grad(F.avg_pool2d, x, dy, kernel_size=kernel_size, stride=stride,
+                           padding=padding, count_include_pad=count_include_pad)
+
+
+def pool_output_shape(x, *, kernel_size, stride=None, padding=0, dilation=1, **_):
+    """The output shape PyTorch gives (from a forward pass), NHWC."""
+    y = F.max_pool2d(_nchw(x), kernel_size=kernel_size, stride=stride, padding=padding,
+                     dilation=dilation)
+    return tuple(y.shape[i] for i in (0, 2, 3, 1))

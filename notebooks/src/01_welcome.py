@@ -29,6 +29,8 @@
 # | `convlib/strided.py` | stride tricks: windows, dilation, the vectorized passes | 4–8 |
 # | `convlib/im2col.py` | im2col + one matrix product, and its adjoint col2im | 5, 7 |
 # | `convlib/taps.py` | the fast path: one matrix product per kernel tap | 10 |
+# | `convlib/pool.py` | max and average pooling, forward and backward | 11 |
+# | `convlib/nn.py` | layers on your functions, and the training step | 12 |
 #
 # (Notebook 9's exercise, a function that measures errors in ULPs, lives in the notebook.)
 #
@@ -324,4 +326,6 @@ viz.explorer()
 # 5. the vectorized forward pass: einsum, tensordot, im2col;
 # 6–8. the vectorized backward pass, up to stride > 1 (the dilated backward pass);
 # 9. precision: when two correct implementations disagree in the 8th digit;
-# 10. performance.
+# 10. performance;
+# 11. pooling: max and average, on the same windows;
+# 12. the capstone: your layers train a network on 5,000 real handwritten digits.

@@ -9,17 +9,24 @@ Not collected by pytest (no ``test_`` prefix); read by instructor/grade.py.
 """
 
 POINTS = {
-    "loops_forward": 10,
-    "loops_backward": 10,
-    "windows": 10,
-    "strided_forward": 10,
-    "im2col_forward": 10,
-    "weight_gradients": 10,
-    "dilate": 5,
-    "input_gradient": 15,
-    "im2col_backward": 10,
-    "conv_transpose2d": 5,
-    "taps": 5,
+    "loops_forward": 8,
+    "loops_backward": 8,
+    "windows": 6,
+    "strided_forward": 6,
+    "im2col_forward": 6,
+    "weight_gradients": 6,
+    "dilate": 3,
+    "input_gradient": 10,
+    "im2col_backward": 6,
+    "conv_transpose2d": 3,
+    "taps": 4,
+    "max_pool2d": 4,
+    "max_pool2d_backward": 6,
+    "avg_pool2d": 3,
+    "avg_pool2d_backward": 4,
+    "conv2d_layer": 5,
+    "maxpool_layer": 4,
+    "train_step": 8,
 }
 
 # How an exercise earns its points: "all" (the default: every case must pass) or
