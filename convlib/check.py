@@ -18,6 +18,7 @@ it names the mistake, and when only the cases with one property fail, it says wh
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import traceback
 from dataclasses import dataclass, field
@@ -27,19 +28,14 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import exercises
-from . import im2col as _im2col
-from . import loops as _loops
-from . import nn as _nn
-from . import pool as _pool
 from . import shapes as _shapes
-from . import strided as _strided
-from . import taps as _taps
 from .gradcheck import rel_error
 
 DATA = Path(__file__).with_name("check_data.npz")
 PACKAGE = Path(__file__).resolve().parent
-MODULES = SimpleNamespace(loops=_loops, strided=_strided, im2col=_im2col, taps=_taps,
-                           shapes=_shapes, pool=_pool, nn=_nn)
+# the modules under test, m.loops, m.strided, ...: those the exercise table names
+MODULES = SimpleNamespace(**{name: importlib.import_module(f"{__package__}.{name}")
+                             for name in exercises.MODULES})
 
 # Largest max-relative-error (gradcheck.rel_error) that counts as rounding. The tests'
 # assert_allclose uses 1e-10 per element; this is a max over the array relative to its
@@ -51,7 +47,19 @@ TOLERANCE = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
 # file by instructor/make_check_data.py): name -> what to tell the student.
 BUG_MESSAGES = {
     "missing_stride": "the window start ignores the stride (use vert_start = i * stride)",
-    "not_rotated": "the kernel is not rotated by 180° (w[::-1, ::-1])",
+    "not_rotated": ("the kernel ends up unrotated: rotate it by 180° exactly once "
+                    "(w[::-1, ::-1]) — not zero times, and not twice (input_gradient rotates "
+                    "it already: conv_transpose2d must pass w as it is)"),
+    "rotated_rows_only": ("the kernel is flipped along one axis only (w[::-1] or w[:, ::-1]): "
+                          "a 180° rotation flips both KH and KW, w[::-1, ::-1]"),
+    "swapped_channels": ("C_in and C_out are swapped: w is (KH, KW, C_in, C_out) and the "
+                         "transposed conv contracts y's C_out channels with w's last axis"),
+    "assigned_not_added": ("contributions are assigned (=) instead of added (+=): where "
+                           "windows overlap, only the last one is kept"),
+    "column_order": ("im2col's columns are not in the order of w.reshape(-1, C_out): both must "
+                     "flatten (KH, KW, C_in) in that order"),
+    "divided_by_n": ("divided by the batch size N: the gradient of a sum over the batch sums "
+                     "over n, it does not average"),
     "not_dilated": "dZ is not dilated by the stride before padding (stride − 1 zeros between rows)",
     "pad_by_p": "dZ is padded by the conv's padding p instead of dilation·(k − 1)",
     "swapped_kernel_axes": "the kernel axes (KH, KW) are swapped",
@@ -75,6 +83,7 @@ BUG_MESSAGES = {
     "zero_padded_max": "padding takes part in the maximum: pad with -inf, not 0",
     "no_update": "the parameters did not change: call optimizer.step() after the backward pass",
 }
+BUG_MESSAGES["rotated_columns_only"] = BUG_MESSAGES["rotated_rows_only"]
 
 
 # -- one verdict, shared by the checks and the grader ------------------------------------
@@ -211,6 +220,9 @@ HINTS = {
     "N > 1": ("Only the cases with more than one image (N > 1) fail: look at the batch axis "
               "(every n, summed over where the formula sums)."),
     "dilation > 1": "Only the cases with dilation > 1 fail: look at how the dilation enters.",
+    "rows the floor drops": ("Only the case where the last window stops short of the input's "
+                             "last row and column fails: those rows get no gradient from a "
+                             "window, yet dx must cover them (the `extra` rows)."),
 }
 
 
@@ -265,14 +277,32 @@ def crash_message(e: BaseException, root=PACKAGE) -> str:
     return message
 
 
+def syntax_error() -> str:
+    """'' or what is wrong with the first file of the modules under test that does not
+    compile. Python (and %autoreload) keeps running the version it imported before, so a
+    check would otherwise judge a stale function, often the stub."""
+    for module in vars(MODULES).values():
+        path = Path(module.__file__)
+        try:
+            compile(path.read_text(), str(path), "exec")
+        except SyntaxError as e:
+            return (f"convlib/{path.name} does not compile: {e.msg} (line {e.lineno}). Python "
+                    "still runs the version it loaded before; fix the error and re-run.")
+    return ""
+
+
 def run(exercise_name: str, path=DATA, show_traceback: bool = False) -> dict:
     """Run one exercise's check and print the report. Returns a summary dict (for tests).
     With ``show_traceback=True`` a crash is raised with its full traceback."""
     ex = exercises.TABLE[exercise_name]
     with np.load(path) as data:
-        cases = exercises.load_cases(data, _shapes)
+        cases = exercises.load_cases(data, _shapes, ex.cases)
         answers = [exercises.load_answers(data, exercise_name, k) for k in range(len(cases))]
     print(f"Checking {ex.title} in {ex.where} on {len(cases)} cases:")
+    broken = syntax_error()
+    if broken:
+        print(f"  ✗ {broken}")
+        return {"implemented": True, "passed": 0, "total": len(cases), "error": broken}
     verdicts = []
     for case, (expected, bugs) in zip(cases, answers):
         originals = {key: a.copy() for key, a in case.arrays.items()}
@@ -309,12 +339,86 @@ def summary(path=DATA) -> dict:
         with contextlib.redirect_stdout(io.StringIO()):
             results[name] = s = run(name, path)
         status = ("not implemented yet" if not s["implemented"] else
+                  "does not compile" if s.get("error") else
                   "done" if s["passed"] == s["total"]
                   else f"{s['passed']} of {s['total']} cases pass")
         print(f"  {'✓' if status == 'done' else '·'} {name:<17} {ex.where:<20} {status}")
     done = sum(r["implemented"] and r["passed"] == r["total"] for r in results.values())
     print(f"{done} of {len(results)} exercises done.")
     return results
+
+
+# -- the exercises written in a notebook cell ---------------------------------------------
+
+def arithmetic(out_size, same_pads):
+    """Notebook 01's exercise: ``out_size`` and ``same_pads`` against convlib.shapes on every
+    size 1–12, kernel 1–5, stride 1–3 and dilation 1–2 that fits. Each function is judged
+    on its own (one can be done while the other is a stub)."""
+    cases = {"out_size": [], "same_pads": []}
+    for n, k, s, d in np.ndindex(13, 6, 4, 3):
+        if min(n, k, s, d) < 1:
+            continue
+        g = _shapes.conv_geometry((1, n, n, 1), (k, k, 1, 1), stride=s, padding="same",
+                                  dilation=d)
+        cases["same_pads"].append(((n, k, s, d), g.pads[0]))
+        for top, bottom in [(0, 0), (1, 1), (2, 0), (0, 1)]:
+            if n + top + bottom >= d * (k - 1) + 1:          # the kernel fits
+                g = _shapes.conv_geometry((1, n, n, 1), (k, k, 1, 1), stride=s,
+                                          padding=((top, bottom), (top, bottom)), dilation=d)
+                cases["out_size"].append(((n, k, s, top, bottom, d), g.out_hw[0]))
+    _report_notebook_exercise({"out_size": out_size, "same_pads": same_pads}, cases)
+
+
+def ulp_error(function):
+    """Notebook 09's exercise: ``ulp_error(approx, exact)`` on values you can verify by hand."""
+    one, big, eight = np.spacing(1.0), np.spacing(2e4), np.spacing(8.0)
+    cases = {"ulp_error": [((1.0 + one, 1.0), 1.0), ((2e4 - 3 * big, 2e4), 3.0),
+                           ((0.5, 0.5), 0.0), ((-8.0 - 2 * eight, -8.0), 2.0)]}
+
+    def elementwise(approx, exact):      # called on one-element arrays, as the task says
+        return float(np.asarray(function(np.array([approx]), np.array([exact])))[0])
+    _report_notebook_exercise({"ulp_error": elementwise}, cases)
+
+
+def _report_notebook_exercise(functions, cases):
+    """Print ✓ / ✗ per function, with its first mistakes."""
+    for name, function in functions.items():
+        try:
+            mistakes = [f"{name}{args} = {function(*args)!r}, expected {want!r}"
+                        for args, want in cases[name] if function(*args) != want]
+        except NotImplementedError:
+            print(f"  … {name}: not implemented yet: fill in {name}() in the cell above")
+            continue
+        except Exception as e:
+            mistakes = [crash_message(e)]
+        print(f"  {'✗' if mistakes else '✓'} {name}: {len(mistakes)} wrong of "
+              f"{len(cases[name])} cases")
+        for line in mistakes[:3]:
+            print(f"      {line}")
+
+
+# notebook -> (the functions its exercise cell defines, the check that judges them)
+NOTEBOOK_EXERCISES = {"01_welcome": (("out_size", "same_pads"), arithmetic),
+                      "09_precision": (("ulp_error",), ulp_error)}
+
+
+def notebook_summary(folder="notebooks"):
+    """Check the exercises written in notebook cells, from the saved notebooks in
+    ``folder``: each exercise cell is run on its own (it needs only NumPy)."""
+    import json
+    for notebook, (names, judge_cell) in NOTEBOOK_EXERCISES.items():
+        path = Path(folder) / f"{notebook}.ipynb"
+        print(f"notebooks/{path.name}:")
+        cells = json.loads(path.read_text())["cells"]
+        sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+        cell = next(src for src in sources if all(f"def {n}(" in src for n in names))
+        namespace = {"np": np}
+        try:
+            exec(compile(cell, str(path), "exec"), namespace)
+        except Exception as e:
+            print(f"  ✗ the exercise cell does not run: {type(e).__name__}: {e}")
+            continue
+        judge_cell(*(namespace[n] for n in names))
 
 
 def _make_check(name):
@@ -328,3 +432,9 @@ def _make_check(name):
 
 # check.loops_forward(), check.windows(), ...: one per exercise of the table
 globals().update({name: _make_check(name) for name in exercises.TABLE})
+
+
+if __name__ == "__main__":     # `make check` in the student copy: everything at once
+    import sys
+    summary()
+    notebook_summary(sys.argv[1] if len(sys.argv) > 1 else "notebooks")

@@ -56,6 +56,7 @@ class Exercise:
     outputs: tuple                   # names of what call() returns, in order
     notebook: str                    # "04_stride_tricks": teaches it; the stub points there
     call: Callable                   # (m, case) -> tuple of outputs
+    cases: str = "conv"              # the set of stored cases it runs on (its arrays, hyper)
 
     @property
     def where(self) -> str:
@@ -208,27 +209,34 @@ TABLE = {ex.name: ex for ex in [
 ]}
 
 
+# The convlib modules a call may use (``m.<name>``): every exercise's module, and shapes.
+MODULES = ("shapes", *sorted({ex.module for ex in TABLE.values()} - {"shapes"}))
+
+
 # -- the stored cases and answers: the one place that knows the file's keys -------------
 
-def case_arrays(cases) -> dict:
-    """Cases -> a flat {key: array} for ``np.savez``; :func:`load_cases` reads it back."""
-    arrays = {"case_names": np.array(json.dumps([c.name for c in cases]))}
+def case_arrays(cases, case_set: str = "conv") -> dict:
+    """Cases -> a flat {key: array} for ``np.savez``; :func:`load_cases` reads it back.
+    A file holds one list per case set: "conv" (x, w, b, dy) and any other an exercise
+    names (e.g. a pooling layer's x, dy and kernel_size)."""
+    arrays = {f"{case_set}/case_names": np.array(json.dumps([c.name for c in cases]))}
     for k, case in enumerate(cases):
         for key, value in case.arrays.items():
-            arrays[f"case{k}/array/{key}"] = value
-        arrays[f"case{k}/hyper"] = np.array(json.dumps(case.hyper))
+            arrays[f"{case_set}/case{k}/array/{key}"] = value
+        arrays[f"{case_set}/case{k}/hyper"] = np.array(json.dumps(case.hyper))
     return arrays
 
 
-def load_cases(data, shapes=None) -> list:
+def load_cases(data, shapes=None, case_set: str = "conv") -> list:
     """The cases stored by :func:`case_arrays`, from an opened ``np.load`` (or a dict)."""
-    names = json.loads(str(data["case_names"]))
+    names = json.loads(str(data[f"{case_set}/case_names"]))
     keys = list(data.keys())
     cases = []
     for k, name in enumerate(names):
-        prefix = f"case{k}/array/"
+        prefix = f"{case_set}/case{k}/array/"
         arrays = {key[len(prefix):]: data[key] for key in keys if key.startswith(prefix)}
-        cases.append(Case(name, arrays, json.loads(str(data[f"case{k}/hyper"])), shapes))
+        hyper = json.loads(str(data[f"{case_set}/case{k}/hyper"]))
+        cases.append(Case(name, arrays, hyper, shapes))
     return cases
 
 

@@ -53,9 +53,8 @@ def windows(x, kernel_size, stride=1, dilation=1):
         ``view[n, i, j, a, b]`` is ``x[n, i*sh + a*dh, j*sw + b*dw]``.
 
     Moving one output row down jumps ``sh`` input rows; moving one kernel row down jumps
-    ``dh`` input rows. So the six strides are, in bytes::
-
-        (sN, sH*sh, sW*sw, sH*dh, sW*dw, sC)        # (sN, sH, sW, sC) = x.strides
+    ``dh`` input rows. Work out from that rule how many bytes each of the six axes steps,
+    starting from ``x.strides`` (not from the shape: x need not be C-contiguous).
 
     Examples
     --------

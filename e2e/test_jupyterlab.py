@@ -211,15 +211,15 @@ def test_welcome_explorer(lab, driver):
     slider = box.find_elements(By.CSS_SELECTOR, SLIDER)[0]
     assert "input H=W" in slider.text
     readout = slider.find_element(By.CSS_SELECTOR, ".widget-readout")
-    start = viz.EXPLORER_START
-    assert readout.text.strip() == str(start["in_size"])
-    assert formula(start) in box.text
+    initial = viz.EXPLORER_START
+    assert readout.text.strip() == str(initial["in_size"])
+    assert formula(initial) in box.text
     src_before = picture(box)
     assert src_before.startswith(("data:image/png", "blob:"))
     before = screenshot(driver, box, "before.png")
 
     # a person's move: focus the slider's handle and press → twice (input size + 2)
-    moved = {**start, "in_size": start["in_size"] + 2}
+    moved = {**initial, "in_size": initial["in_size"] + 2}
     handle = slider.find_element(By.CSS_SELECTOR, ".noUi-handle")
     handle.click()
     handle.send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT)

@@ -111,8 +111,8 @@ class HiddenTests:
             p.read_bytes() for p in (path, RUNNER, Path(exercises.__file__),
                                      Path(check.__file__)))).hexdigest()
         self.cases = make_check_data.make_cases(specs, seed)
-        self.answers = {(name, k): make_check_data.expected_and_bugs(name, case)
-                        for name in self.points for k, case in enumerate(self.cases)}
+        self.case_sets = {"conv": self.cases}     # an exercise's ex.cases names its set
+        self.answers = make_check_data.answers(self.case_sets)
         self.public = self.public_checks(self.points)
 
     @classmethod
@@ -122,9 +122,13 @@ class HiddenTests:
         public = cls.__new__(cls)
         public.points, public.credit = points, {}
         with np.load(check.DATA) as data:
-            public.cases = exercises.load_cases(data, check.MODULES.shapes)
+            public.case_sets = {ex.cases: exercises.load_cases(data, check.MODULES.shapes,
+                                                               ex.cases)
+                                for ex in exercises.TABLE.values()}
+            public.cases = public.case_sets["conv"]
             public.answers = {(name, k): exercises.load_answers(data, name, k)
-                              for name in points for k in range(len(public.cases))}
+                              for name in points
+                              for k in range(len(public.case_sets[exercises.TABLE[name].cases]))}
         return public
 
     @property
@@ -132,19 +136,24 @@ class HiddenTests:
         return sum(self.points.values())
 
     def earned(self, name: str, passed: int) -> int:
+        total = len(self.case_sets[exercises.TABLE[name].cases])
         if self.credit.get(name, "all") == "proportional":
-            return math.floor(self.points[name] * passed / len(self.cases))
-        return self.points[name] if passed == len(self.cases) else 0
+            return math.floor(self.points[name] * passed / total)
+        return self.points[name] if passed == total else 0
 
     def write_inputs(self, path: Path):
-        np.savez(path, **exercises.case_arrays(self.cases))
+        arrays = {}
+        for case_set, cases in self.case_sets.items():
+            arrays.update(exercises.case_arrays(cases, case_set))
+        np.savez(path, **arrays)
 
     def judge(self, name: str, outputs: dict) -> ExerciseResult:
         """Compare what the student's process returned (exercises.outcome_arrays) with the
         expected values, with the checks' verdict."""
         result = ExerciseResult(name, self.points[name])
         verdicts = []
-        for k, case in enumerate(self.cases):
+        cases = self.case_sets[exercises.TABLE[name].cases]
+        for k, case in enumerate(cases):
             got, error, modified = exercises.load_outcome(outputs, k)
             if error is not None:
                 verdict = check.CaseVerdict(case, raised=error)
@@ -158,7 +167,7 @@ class HiddenTests:
         result.earned = self.earned(name, sum(v.ok for v in verdicts))
         reasons = {v.reason for v in verdicts}
         if not any(v.ok for v in verdicts) and len(reasons) == 1:   # one message, not seven
-            result.lines = [f"✗ all {len(self.cases)} cases: {reasons.pop()}"]
+            result.lines = [f"✗ all {len(cases)} cases: {reasons.pop()}"]
         else:
             result.lines = [v.line() for v in verdicts]
         hint = check.failure_hint(verdicts)
@@ -394,8 +403,7 @@ def prepare_trusted(folder: Path, hidden: HiddenTests) -> Path:
     shutil.copyfile(RUNNER, folder / "grading_runner.py")
     shutil.copyfile(exercises.__file__, folder / "exercises.py")
     hidden.write_inputs(folder / "inputs.npz")
-    with np.load(check.DATA) as data:     # the public cases, without their answers
-        np.savez(folder / "public.npz", **exercises.case_arrays(exercises.load_cases(data)))
+    hidden.public.write_inputs(folder / "public.npz")    # the public cases, not their answers
     for path in folder.iterdir():
         path.chmod(0o444)
     folder.chmod(0o555)

@@ -17,7 +17,7 @@ from unittest import mock
 import numpy as np
 
 import convlib
-from convlib import check, exercises, nn, pool, strided
+from convlib import check, exercises, im2col, loops, nn, pool, strided
 from convlib.shapes import crop, pad
 
 # name, x shape, w shape, hyper-parameters, dtype[, memory order of x: "F" = Fortran order,
@@ -36,8 +36,8 @@ CASES = [
     ("float32", (1, 6, 5, 2), (3, 3, 2, 3), dict(stride=1, padding=1), "float32"),
     ("Fortran-order x", (1, 6, 5, 2), (3, 3, 2, 3), dict(stride=1, padding=1), "float64", "F"),
     ("pad 0, non-square kernel", (1, 6, 7, 2), (2, 3, 2, 3), dict(stride=1, padding=0), "float64"),
-    ("asymmetric pad",
-     (1, 6, 5, 2), (3, 3, 2, 3), dict(stride=1, padding=((1, 0), (2, 1))), "float64"),
+    ("asymmetric pad, C_in = C_out",
+     (1, 6, 5, 2), (3, 3, 2, 2), dict(stride=1, padding=((1, 0), (2, 1))), "float64"),
     ("dilation 2, 'same' padding",
      (1, 7, 6, 2), (3, 3, 2, 3), dict(stride=1, padding="same", dilation=2), "float64"),
 ]
@@ -71,6 +71,44 @@ def _unpadded_windows(dy, w, g):
                   ((0, 0), (eh - 1, eh - 1 + h), (ew - 1, ew - 1 + wd), (0, 0)))
     cols = strided.windows(full, g.kernel_hw, 1, g.dilation)[:, :h, :wd]
     return np.tensordot(cols, w[::-1, ::-1], axes=([3, 4, 5], [0, 1, 3]))
+
+
+def _scatter_assigned(dy, w, g):
+    """`=` instead of `+=` in the loops' scatter: where windows overlap, the last write wins."""
+    dx_pad = np.zeros((g.batch, *g.padded_hw, g.in_channels), dtype=dy.dtype)
+    for n, i, j, c in np.ndindex(g.batch, *g.out_hw, g.out_channels):
+        rows, cols = loops.window_slices(i, j, g)
+        dx_pad[n, rows, cols, :] = w[:, :, :, c] * dy[n, i, j, c]
+    return crop(dx_pad, g)
+
+
+def _col2im_assigned(dy, w, g):
+    """`=` instead of `+=` in col2im: each kernel tap's slab overwrites the previous ones."""
+    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = g.kernel_hw, g.stride, g.dilation, g.out_hw
+    dcols = dy.reshape(-1, g.out_channels) @ w.reshape(-1, g.out_channels).T
+    blocks = dcols.reshape(g.batch, ho, wo, kh, kw, g.in_channels)
+    dx_pad = np.zeros((g.batch, *g.padded_hw, g.in_channels), dtype=dy.dtype)
+    for a, b in np.ndindex(kh, kw):
+        dx_pad[:, a * dh:a * dh + (ho - 1) * sh + 1:sh, b * dw:b * dw + (wo - 1) * sw + 1:sw] = \
+            blocks[:, :, :, a, b]
+    return crop(dx_pad, g)
+
+
+def _channels_first_columns(x_pad, g):
+    """im2col with its columns in (C_in, KH, KW) order (CS231n's NCHW habit), while the
+    weights are flattened in (KH, KW, C_in) order."""
+    view = strided.windows(x_pad, g.kernel_hw, g.stride, g.dilation)
+    return view.transpose(0, 1, 2, 5, 3, 4).reshape(-1, np.prod(view.shape[3:]))
+
+
+def _column_order_backward(case, g):
+    """dx and dw of im2col's backward pass when im2col and col2im use (C_in, KH, KW)."""
+    (kh, kw), (ho, wo) = g.kernel_hw, g.out_hw
+    dy2d, w2d = case.dy.reshape(-1, g.out_channels), case.w.reshape(-1, g.out_channels)
+    dw = (_channels_first_columns(pad(case.x, g), g).T @ dy2d).reshape(case.w.shape)
+    dcols = (dy2d @ w2d.T).reshape(g.batch, ho, wo, g.in_channels, kh, kw)
+    dx = crop(im2col.col2im(dcols.transpose(0, 1, 2, 4, 5, 3).reshape(dy2d.shape[0], -1), g), g)
+    return dx, dw
 
 
 def _max_pool_bugs(x, dy, kw):
@@ -153,6 +191,8 @@ def _avg_pool_bugs(x, dy, kw):
 
 def bug_outputs(exercise, case):
     """{output name: {bug name: what that bug returns}} for one exercise and case."""
+    if exercises.TABLE[exercise].cases != "conv":
+        return {}                     # the classic mistakes below are a convolution's
     g = case.geometry
     g1 = dataclasses.replace(g, stride=(1, 1))
     ho, wo = g.out_hw
@@ -169,20 +209,40 @@ def bug_outputs(exercise, case):
     if exercise == "windows":         # [shares x_pad's memory, read-only]
         bugs["view"] = {"copied": np.int8([0, 1]), "copied_writeable": np.int8([0, 0]),
                         "writeable": np.int8([1, 0])}
+    if exercise == "im2col_forward":
+        cols = _channels_first_columns(x_pad, g)
+        bugs["cols"] = {"column_order": cols}
+        bugs["y"]["column_order"] = (cols @ case.w.reshape(-1, g.out_channels)).reshape(
+            g.output_shape) + case.b
     if exercise in ("loops_backward", "im2col_backward"):
         cols = strided.windows(x_pad, g.kernel_hw, 1, g.dilation)[:, :ho, :wo]
         bugs["dx"] = {"missing_stride": strided.input_gradient(case.dy, case.w, g1)}
         bugs["dw"] = {"missing_stride": np.tensordot(cols, case.dy, axes=([0, 1, 2], [0, 1, 2]))}
+    if exercise == "loops_backward":
+        bugs["dx"]["assigned_not_added"] = _scatter_assigned(case.dy, case.w, g)
+    if exercise == "im2col_backward":
+        bugs["dx"]["assigned_not_added"] = _col2im_assigned(case.dy, case.w, g)
+        bugs["dx"]["column_order"], bugs["dw"]["column_order"] = _column_order_backward(case, g)
+    if exercise in ("loops_backward", "weight_gradients", "im2col_backward", "taps"):
+        _, dw, db = strided.conv2d_backward(case.dy, case.x, case.w, **case.hyper)
+        for output, gradient in (("dw", dw), ("db", db)):
+            bugs.setdefault(output, {})["divided_by_n"] = gradient / g.batch
     if exercise in ("input_gradient", "conv_transpose2d"):
         with _undilated():
             not_dilated = strided.input_gradient(case.dy, case.w, g)
         not_rotated = strided.input_gradient(case.dy, case.w[::-1, ::-1], g)
         output = "dx" if exercise == "input_gradient" else "out"
         bugs[output] = {"not_dilated": not_dilated, "not_rotated": not_rotated,
-                        "unpadded_windows": _unpadded_windows(case.dy, case.w, g)}
+                        "unpadded_windows": _unpadded_windows(case.dy, case.w, g),
+                        # w[::-1] (or w[:, ::-1]) where w[::-1, ::-1] belongs
+                        "rotated_rows_only": strided.input_gradient(case.dy, case.w[:, ::-1], g),
+                        "rotated_columns_only": strided.input_gradient(case.dy, case.w[::-1], g)}
         if g.kernel_hw[0] == g.kernel_hw[1]:
             bugs[output]["swapped_kernel_axes"] = strided.input_gradient(
                 case.dy, case.w.transpose(1, 0, 2, 3), g)
+        if exercise == "conv_transpose2d" and g.in_channels == g.out_channels:
+            bugs[output]["swapped_channels"] = strided.input_gradient(
+                case.dy, case.w.transpose(0, 1, 3, 2), g)
     if exercise in ("max_pool2d", "max_pool2d_backward", "maxpool_layer"):
         x, kw, _, dy, _ = exercises.pool_case(case)
         found = _max_pool_bugs(x, dy, kw)
@@ -218,13 +278,25 @@ def expected_and_bugs(name, case) -> tuple[dict, dict]:
     return expected, bugs
 
 
-def build(cases=None) -> dict:
+# case set -> the cases of the checks (see convlib.exercises.Exercise.cases)
+CASE_SETS = {"conv": make_cases}
+
+
+def answers(case_sets: dict) -> dict:
+    """{(exercise, k): (expected, bugs)} for every exercise on its set's cases."""
+    return {(name, k): expected_and_bugs(name, case)
+            for name, ex in exercises.TABLE.items()
+            for k, case in enumerate(case_sets[ex.cases])}
+
+
+def build(case_sets=None) -> dict:
     """Everything convlib.check needs, as a flat {key: array} for np.savez."""
-    cases = make_cases() if cases is None else cases
-    arrays = exercises.case_arrays(cases)
-    for k, case in enumerate(cases):
-        for name in exercises.TABLE:
-            arrays.update(exercises.answer_arrays(name, k, *expected_and_bugs(name, case)))
+    case_sets = case_sets or {name: make() for name, make in CASE_SETS.items()}
+    arrays = {}
+    for case_set, cases in case_sets.items():
+        arrays.update(exercises.case_arrays(cases, case_set))
+    for (name, k), (expected, bugs) in answers(case_sets).items():
+        arrays.update(exercises.answer_arrays(name, k, expected, bugs))
     return arrays
 
 

@@ -124,6 +124,7 @@ def build(out: Path = ROOT / "dist" / "student") -> Path:
         shutil.copyfile(ROOT / "tests" / name, out / "tests" / name)
     for name in TOP_FILES:
         shutil.copyfile(ROOT / name, out / name)
+    (out / "pyproject.toml").write_text(student_pyproject((ROOT / "pyproject.toml").read_text()))
     (out / "benchmarks").mkdir()                 # `make bench`, which notebook 10 mentions
     shutil.copyfile(ROOT / "benchmarks" / "bench.py", out / "benchmarks" / "bench.py")
     for template in TEMPLATE.iterdir():
@@ -138,6 +139,17 @@ def build(out: Path = ROOT / "dist" / "student") -> Path:
             if path.is_file():
                 z.write(path, Path(out.name) / path.relative_to(out))
     return archive
+
+
+def student_pyproject(text: str) -> str:
+    """The instructors' pyproject.toml with the students' description: their convlib holds
+    exercises, not reference answers."""
+    described = re.sub(r'^description = ".*"$',
+                       'description = "Exercises of the course \'Vectorizing convolutions in '
+                       'NumPy\'"', text, count=1, flags=re.M)
+    if described == text:
+        raise ValueError("pyproject.toml has no description line to replace")
+    return described
 
 
 def solution_lines() -> set[str]:

@@ -68,6 +68,15 @@ BUGS = {
         "s_n = x.shape[1] * s_h\n"),
     "writeable_windows": lambda f: patch(
         f, "strided", "strides=strides, writeable=False)", "strides=strides)"),
+    "assigned_not_added": lambda f: patch(f, "loops", "dx_pad[n, rows, cols, :] +=",
+                                          "dx_pad[n, rows, cols, :] ="),
+    "divided_by_n": lambda f: patch(f, "strided", "    return dw, db\n",
+                                    "    return dw / dy.shape[0], db\n"),
+    "rotated_twice": lambda f: patch(f, "strided", "    return input_gradient(y, w, g)\n",
+                                     "    return input_gradient(y, w[::-1, ::-1], g)\n"),
+    "one_axis_rotation": lambda f: patch(f, "strided", "w_rot = w[::-1, ::-1]", "w_rot = w[::-1]"),
+    "rotated_in_place": lambda f: patch(f, "strided", "    w_rot = w[::-1, ::-1]",
+                                        "    w[...] = w[::-1, ::-1].copy()\n    w_rot = w"),
     "swapped_kernel_axes": lambda f: patch(
         f, "im2col", "y = im2col(pad(x, g), g) @ w.reshape(-1, g.out_channels)",
         "y = im2col(pad(x, g), g) @ w.transpose(1, 0, 2, 3).reshape(-1, g.out_channels)"),

@@ -1,5 +1,7 @@
 """The exercise checks: right answers pass, stubs are 'not implemented yet', classic bugs
 are named — and the stored expected data is what the reference solution produces now."""
+import types
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -113,7 +115,7 @@ SEEDED_BUGS = [  # (exercise, patch target, replacement, words the report must c
     ("loops_backward", (loops, "conv2d_backward"), _crop_with_minus_pad, "x_pad[p:-p] is empty"),
     ("input_gradient", (strided, "dilate"), lambda a, stride: a, "not dilated"),
     ("input_gradient", (strided, "input_gradient"),
-     lambda dy, w, g: _input_gradient(dy, w[::-1, ::-1], g), "not rotated"),
+     lambda dy, w, g: _input_gradient(dy, w[::-1, ::-1], g), "rotate it by 180° exactly once"),
     ("im2col_forward", (im2col, "conv2d"),
      lambda x, w, b=None, **h: strided.conv2d(x, w.transpose(1, 0, 2, 3), b, **h),
      "kernel axes (KH, KW) are swapped"),
@@ -222,3 +224,164 @@ def test_classic_bugs_fail_and_are_named(exercise, target, bug, words, capsys):
     out = capsys.readouterr().out
     assert summary["implemented"] and summary["passed"] < summary["total"]
     assert "✗" in out and words in out, out
+    if not words.startswith("Only the"):
+        assert "Only the" not in out, out              # a named mistake needs no hint
+
+
+def _patched(module, old, new):
+    """A copy of a convlib module whose source has ``old`` replaced by ``new``: the mistake
+    as a student writes it (tracebacks point into the real file)."""
+    path = Path(module.__file__)
+    text = path.read_text()
+    assert text.count(old) == 1, old
+    patched = types.ModuleType(module.__name__)
+    patched.__file__, patched.__package__ = str(path), "convlib"
+    exec(compile(text.replace(old, new), str(path), "exec"), patched.__dict__)
+    return patched
+
+
+# (exercise, module, the solution's line, the mistake, words the report must contain,
+#  the hint that must follow — None: no "Only the ... fail" hint at all)
+SOURCE_BUGS = {
+    "loop scatter with =": ("loops_backward", loops, "dx_pad[n, rows, cols, :] +=",
+                            "dx_pad[n, rows, cols, :] =", "assigned (=) instead of added", None),
+    "col2im with =": ("im2col_backward", im2col, "x_pad[:, rows, columns, :] +=",
+                      "x_pad[:, rows, columns, :] =", "assigned (=) instead of added", None),
+    "column order": ("im2col_forward", im2col,
+                     "return view.reshape(-1, np.prod(view.shape[3:]))",
+                     "return view.transpose(0, 1, 2, 5, 3, 4).reshape(-1, np.prod(view.shape[3:]))",
+                     "columns are not in the order of w.reshape", None),
+    "column order, backward": ("im2col_backward", im2col,
+                               "return view.reshape(-1, np.prod(view.shape[3:]))",
+                               "return view.transpose(0, 1, 2, 5, 3, 4).reshape(-1, "
+                               "np.prod(view.shape[3:]))",
+                               "dx ✓  dw ✗ (rel", None),
+    "one-axis rotation": ("input_gradient", strided, "w_rot = w[::-1, ::-1]", "w_rot = w[::-1]",
+                          "flipped along one axis only", None),
+    "rotated twice": ("conv_transpose2d", strided, "    return input_gradient(y, w, g)\n",
+                      "    return input_gradient(y, w[::-1, ::-1], g)\n", "not twice", None),
+    "C_in and C_out swapped": ("conv_transpose2d", strided, "    return input_gradient(y, w, g)\n",
+                               "    return input_gradient(y, w.transpose(0, 1, 3, 2), g)\n",
+                               "C_in and C_out are swapped", None),
+    "dw / N": ("weight_gradients", strided, "    return dw, db\n",
+               "    return dw / dy.shape[0], db\n", "dw: likely bug: divided by the batch size N",
+               None),
+    "rotated in place": ("input_gradient", strided, "    w_rot = w[::-1, ::-1]",
+                         "    w[...] = w[::-1, ::-1].copy()\n    w_rot = w",
+                         "modified its input w", None),
+    "float32 made float64": ("strided_forward", strided,
+                             "    return y if b is None else y + b\n",
+                             "    return (y if b is None else y + b).astype(np.float64)\n",
+                             "dtype float64, expected float32", None),
+    "db over the wrong axes": ("weight_gradients", strided, "db = dy.sum(axis=(0, 1, 2))",
+                               "db = dy.sum(axis=(1, 2))", "db ✗", None),
+    "extra rows forgotten": ("input_gradient", strided, "(eh - 1, eh - 1 + extra[0])",
+                             "(eh - 1, eh - 1)", "✗ stride 2, pad 0, a data row", None),
+    "extra rows padded at the top": ("input_gradient", strided, "(eh - 1, eh - 1 + extra[0])",
+                                     "(eh - 1 + extra[0], eh - 1)",
+                                     "✗ stride 2, pad 0, a data row",
+                                     "the last window stops short"),
+    "batch index fixed at 0": ("weight_gradients", strided,
+                               "dw = np.tensordot(cols, dy, axes=([0, 1, 2], [0, 1, 2]))",
+                               "dw = np.tensordot(cols[:1], dy[:1], axes=([0, 1, 2], [0, 1, 2]))",
+                               "✗ N = 2", "Only the cases with more than one image"),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(SOURCE_BUGS))
+def test_mistakes_in_the_source_are_named_without_a_misleading_hint(bug, capsys):
+    exercise, module, old, new, words, hint = SOURCE_BUGS[bug]
+    name = module.__name__.split(".")[-1]
+    with mock.patch.object(check.MODULES, name, _patched(module, old, new)):
+        summary = check.run(exercise)
+    out = capsys.readouterr().out
+    assert summary["implemented"] and summary["passed"] < summary["total"], out
+    assert words in out, out
+    if hint is None:
+        assert "Only the" not in out, out
+    else:
+        assert hint in out, out
+    assert "x.strides" not in out or "Fortran" in bug, out
+
+
+def test_no_error_size_on_shape_dtype_or_flag_failures(capsys):
+    bad = _patched(strided, "    return y if b is None else y + b\n",
+                   "    return (y if b is None else y + b).astype(np.float64)\n")
+    with mock.patch.object(check.MODULES, "strided", bad):
+        check.run("strided_forward")
+    failed = [line for line in capsys.readouterr().out.splitlines() if "✗" in line]
+    assert failed and all("rel" not in line for line in failed), failed
+
+
+def test_a_crash_shows_the_students_file_and_line(capsys):
+    bad = _patched(strided, "out[:, ::sh, ::sw, :] = a\n", "out[:, ::sh, ::sw, :] = a[:, 1:]\n")
+    with mock.patch.object(check.MODULES, "strided", bad):
+        check.run("dilate")
+        out = capsys.readouterr().out
+        line = next(n for n, text in enumerate(Path(strided.__file__).read_text().splitlines(), 1)
+                    if "out[:, ::sh, ::sw, :] = a" in text)
+        assert "raised ValueError: " in out and f"(convlib/strided.py, line {line}: " in out, out
+        assert "check.dilate(show_traceback=True)" in out
+        with pytest.raises(ValueError):
+            check.dilate(show_traceback=True)
+
+
+def test_a_file_that_does_not_compile_is_named_not_its_stale_version_run(tmp_path, capsys):
+    """Under %autoreload a syntax error leaves the old module (often the stub) loaded."""
+    broken = tmp_path / "strided.py"
+    broken.write_text(Path(strided.__file__).read_text() + "\ndef oops(:\n")
+    stale = types.SimpleNamespace(**vars(strided))
+    stale.__file__ = str(broken)
+    with mock.patch.object(check.MODULES, "strided", stale):
+        summary = check.run("dilate")
+    out = capsys.readouterr().out
+    assert "convlib/strided.py does not compile: " in out and "(line " in out, out
+    assert "✓" not in out and summary["passed"] == 0
+
+
+def test_notebook_01_credits_each_function_on_its_own(capsys):
+    def out_size(n, k, s, top, bottom, d=1):
+        return (n + top + bottom - d * (k - 1) - 1) // s + 1
+
+    def same_pads(*args):
+        raise NotImplementedError("fill in same_pads() in this cell")
+    check.arithmetic(out_size, same_pads)
+    out = capsys.readouterr().out
+    assert "✓ out_size: 0 wrong of" in out
+    assert "… same_pads: not implemented yet" in out
+
+
+def test_notebook_exercises_are_checked_from_the_saved_notebooks(capsys):
+    check.notebook_summary(Path(__file__).resolve().parents[1] / "notebooks")
+    out = capsys.readouterr().out
+    for name in ("out_size", "same_pads", "ulp_error"):
+        assert f"✓ {name}: 0 wrong of" in out, out
+    wrong = {"ulp_error": lambda approx, exact: abs(approx - exact)}   # not in ULPs
+    check.ulp_error(wrong["ulp_error"])
+    assert "✗ ulp_error: " in capsys.readouterr().out
+
+
+def test_an_exercise_is_one_table_entry(tmp_path, capsys):
+    """A new exercise, with its own case set and arguments other than x, w, b, dy (a
+    pooling layer's kernel_size), needs a table entry, not changes to the checker."""
+    def max_pool(m, c):
+        k = c.hyper["kernel_size"]
+        return (m.strided.windows(c.x, k, stride=k).max(axis=(3, 4)),)
+
+    def pool_cases():
+        rng = np.random.default_rng(0)
+        return [exercises.Case(f"{k}x{k} pool", {"x": rng.standard_normal((2, 6, 6, 3))},
+                               {"kernel_size": k}) for k in (2, 3)]
+
+    pool = exercises.Exercise("max_pool", "strided", ("windows",), ("y",), "04_stride_tricks",
+                              max_pool, cases="pool")
+    with mock.patch.dict(exercises.TABLE, {"max_pool": pool}), \
+            mock.patch.dict(make_check_data.CASE_SETS, {"pool": pool_cases}):
+        data = tmp_path / "check_data.npz"
+        np.savez(data, **make_check_data.build())
+        summary = check.run("max_pool", path=data)
+        assert summary == {"implemented": True, "passed": 2, "total": 2}
+        assert check.run("windows", path=data)["passed"] == N_CASES     # the others still run
+    out = capsys.readouterr().out
+    assert "Checking windows() in convlib/strided.py on 2 cases:" in out
+    assert "✓ 3x3 pool" in out

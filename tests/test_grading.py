@@ -44,7 +44,7 @@ SEEDED_BUGS = {
     "missing_stride": ({"loops_forward", "loops_backward"}, "ignores the stride"),
     "pad_slice": ({"loops_backward"}, "x_pad[p:-p] is empty when p = 0"),
     "not_dilated": ({"input_gradient", "conv_transpose2d"}, "dZ is not dilated"),
-    "not_rotated": ({"input_gradient", "conv_transpose2d"}, "not rotated by 180°"),
+    "not_rotated": ({"input_gradient", "conv_transpose2d"}, "rotate it by 180° exactly once"),
     # the capstone's Conv2D runs the dispatcher, which runs im2col (forward, C_in < 16) and
     # taps (backward, stride 1): a bug there costs conv2d_layer too
     "no_bias": ({"im2col_forward", "conv2d_layer"}, "the bias is not added"),
@@ -58,6 +58,11 @@ SEEDED_BUGS = {
                             "im2col_backward", "conv2d_layer",       # windows() under im2col
                             "max_pool2d", "max_pool2d_backward", "avg_pool2d",
                             "maxpool_layer"}, "take strides from x.strides"),
+    "assigned_not_added": ({"loops_backward"}, "assigned (=) instead of added (+=)"),
+    "divided_by_n": ({"weight_gradients"}, "divided by the batch size N"),
+    "rotated_twice": ({"conv_transpose2d"}, "not twice"),
+    "one_axis_rotation": ({"input_gradient", "conv_transpose2d"}, "flipped along one axis only"),
+    "rotated_in_place": ({"input_gradient", "conv_transpose2d"}, "modified its input w"),
 }
 assert set(SEEDED_BUGS) == set(BUGS)
 
@@ -647,6 +652,7 @@ def test_every_exercise_has_points_and_every_point_an_exercise():
 def test_partial_credit_is_proportional_where_the_spec_says_so(monkeypatch):
     hidden = grade.HiddenTests.__new__(grade.HiddenTests)
     hidden.points, hidden.cases = {"dilate": 5, "taps": 5}, [None] * 7
+    hidden.case_sets = {"conv": hidden.cases}
     hidden.credit = {"dilate": "proportional"}
     assert [hidden.earned("dilate", k) for k in (0, 3, 6, 7)] == [0, 2, 4, 5]
     assert [hidden.earned("taps", k) for k in (0, 6, 7)] == [0, 0, 5]

@@ -91,6 +91,23 @@ def test_release_imports_and_checks_say_not_implemented(student):
     assert "Traceback" not in result.stdout + result.stderr
 
 
+def test_student_readme_pyproject_and_make_check(student):
+    out, _ = student
+    readme = (out / "README.md").read_text()
+    quoted = readme.split("```python\n", 1)[1].split("\n```", 1)[0]
+    assert quoted in (out / "convlib" / "strided.py").read_text()    # the real stub, verbatim
+    assert "Seed 000" in readme and "Seed 002" in readme
+    pyproject = (out / "pyproject.toml").read_text()
+    assert "Reference answers" not in pyproject and 'description = "Exercises' in pyproject
+    assert "-m convlib.check notebooks" in (out / "Makefile").read_text()
+    result = subprocess.run([sys.executable, "-m", "convlib.check", "notebooks"], cwd=out,
+                            text=True, capture_output=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(out)})
+    assert result.returncode == 0, result.stderr
+    for name in ("out_size", "same_pads", "ulp_error"):
+        assert f"… {name}: not implemented yet" in result.stdout, result.stdout
+
+
 def test_release_notebooks_are_clean(student):
     out, _ = student
     notebooks = sorted((out / "notebooks").glob("*.ipynb"))

@@ -61,7 +61,7 @@
 # %autoreload 2
 import numpy as np
 
-from convlib import shapes, viz
+from convlib import check, shapes, viz
 
 # %% [markdown]
 # ## Layouts: NHWC activations, HWIO weights
@@ -300,40 +300,7 @@ def same_pads(n, k, s, d=1):
 
 
 # %%
-def check_arithmetic():
-    """Compare out_size and same_pads with convlib.shapes on many cases; report mismatches."""
-    wrong, tried = {"out_size": [], "same_pads": []}, {"out_size": 0, "same_pads": 0}
-    try:
-        for n in range(1, 13):
-            for k in range(1, 6):
-                for s in (1, 2, 3):
-                    for d in (1, 2):
-                        g = shapes.conv_geometry((1, n, n, 1), (k, k, 1, 1), stride=s,
-                                                 padding="same", dilation=d)
-                        tried["same_pads"] += 1
-                        if same_pads(n, k, s, d) != g.pads[0]:
-                            wrong["same_pads"].append(f"same_pads({n}, {k}, {s}, {d}) = "
-                                                      f"{same_pads(n, k, s, d)}, expected {g.pads[0]}")
-                        for top, bottom in [(0, 0), (1, 1), (2, 0), (0, 1)]:
-                            if n + top + bottom < d * (k - 1) + 1:
-                                continue              # the kernel does not fit
-                            g = shapes.conv_geometry((1, n, n, 1), (k, k, 1, 1), stride=s,
-                                                     padding=((top, bottom), (top, bottom)), dilation=d)
-                            tried["out_size"] += 1
-                            got = out_size(n, k, s, top, bottom, d)
-                            if got != g.out_hw[0]:
-                                wrong["out_size"].append(f"out_size({n}, {k}, {s}, {top}, {bottom}, {d}) = "
-                                                         f"{got}, expected {g.out_hw[0]}")
-    except NotImplementedError:
-        print("  … not implemented yet: fill in out_size() and same_pads() in the cell above")
-        return
-    for name, mistakes in wrong.items():
-        print(f"  {'✓' if not mistakes else '✗'} {name}: {len(mistakes)} wrong of {tried[name]} cases")
-        for line in mistakes[:3]:
-            print("      ", line)
-
-
-check_arithmetic()
+check.arithmetic(out_size, same_pads)
 
 # %% [markdown]
 # Bad arguments are rejected early, with a message that names the argument and the shape it

@@ -37,7 +37,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from convlib import gradcheck
+from convlib import check, gradcheck
 
 rng = np.random.default_rng(2)
 
@@ -453,20 +453,7 @@ def ulp_error(approx, exact):
 
 
 # %%
-def check_ulp_error():
-    cases = [("one ULP above 1.0", 1.0 + np.spacing(1.0), 1.0, 1.0),
-             ("three ULPs below 2e4", 2e4 - 3 * np.spacing(2e4), 2e4, 3.0),
-             ("exact", 0.5, 0.5, 0.0),
-             ("negative values", -8.0 - 2 * np.spacing(8.0), -8.0, 2.0)]
-    try:
-        for name, approx, exact, want in cases:
-            got = float(np.asarray(ulp_error(np.array([approx]), np.array([exact])))[0])
-            print(f"  {'✓' if got == want else '✗'} {name}: got {got:g}, expected {want:g}")
-    except NotImplementedError:
-        print("  … not implemented yet: fill in ulp_error() in the cell above")
-
-
-check_ulp_error()
+check.ulp_error(ulp_error)
 
 # %% [markdown]
 # ## Explore: summation order, in ULPs
