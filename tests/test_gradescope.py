@@ -19,6 +19,7 @@ from instructor import grade, gradescope, release, sandbox
 from instructor.sample_submissions import BUGS, append, patch, solution, stubs
 
 ROOT = Path(__file__).resolve().parents[1]
+POINTS, _, _ = grade.load_hidden()
 SCHEMA = json.loads(
     (Path(__file__).parent / "fixtures" / "gradescope_results.schema.json").read_text())
 LIMITS = grade.Limits(seconds_per_exercise=4, memory_bytes=1 << 30, file_bytes=1 << 20)
@@ -122,7 +123,7 @@ def test_scores_equal_make_grade_on_the_sample_class(graded):
             [(n, r.earned, r.points) for n, r in g.results.items()], name
     assert by_gradescope["full"]["score"] == 100
     assert by_gradescope["release"]["score"] == 0
-    assert by_gradescope["hang"]["score"] == 90
+    assert by_gradescope["hang"]["score"] == 100 - POINTS["loops_backward"]
 
 
 def test_each_exercise_shows_the_feedback_text_of_make_grade(graded):
@@ -309,7 +310,7 @@ def test_student_code_cannot_reach_the_answers_and_leaves_nothing_running(source
     assert found, loops["output"]
     uid, read, write = int(found[1]), found[2], found[3]
     assert uid >= sandbox.UID_BASE and read != "done" and write != "done", found[0]
-    assert loops["score"] == 0 and results_json["score"] == 90
+    assert loops["score"] == 0 and results_json["score"] == 100 - POINTS["loops_forward"]
     assert sandbox.processes_of(uid) == []      # the sleep 300 daemons too
 
 
