@@ -74,3 +74,35 @@ def tolerance(dtype) -> dict:
     Element by element; convlib.check.TOLERANCE bounds a max relative error instead, and
     allows more because a student's summation order may differ from the reference's."""
     return dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+
+
+@st.composite
+def pool_cases(draw, symmetric_padding=False, max_dilation=2):
+    """Random pooling calls -> (op, kwargs, x, rng): op "max" or "avg", non-square kernels
+    1-4, stride None or 1-3 per axis, padding up to half the kernel (asymmetric unless
+    ``symmetric_padding``, as PyTorch needs), dilation 1..max_dilation (max only), tied
+    values (small integers), float32 and float64."""
+    op = draw(st.sampled_from(["max", "avg"]))
+    kernel, stride, dilation, pads, size = [], [], [], [], []
+    for _ in range(2):
+        k = draw(st.integers(1, 4))
+        d = draw(st.integers(1, max_dilation)) if op == "max" else 1
+        span = d * (k - 1) + 1
+        lo = draw(st.integers(0, k // 2))
+        hi = lo if symmetric_padding else draw(st.integers(0, k // 2))
+        kernel.append(k), dilation.append(d), pads.append(lo if symmetric_padding else (lo, hi))
+        stride.append(draw(st.integers(1, 3)))
+        size.append(draw(st.integers(max(1, span - lo - hi), span + 6)))
+    kwargs = dict(kernel_size=tuple(kernel), padding=tuple(pads))
+    if draw(st.booleans()):
+        kwargs["stride"] = tuple(stride)
+    if op == "max":
+        kwargs["dilation"] = tuple(dilation)
+    else:
+        kwargs["count_include_pad"] = draw(st.booleans())
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    shape = (draw(st.integers(1, 2)), *size, draw(st.integers(1, 3)))
+    ties = draw(st.booleans())                  # small integers: windows with tied maxima
+    x = (rng.integers(0, 3, shape) if ties else rng.standard_normal(shape)).astype(dtype)
+    return op, kwargs, x, rng

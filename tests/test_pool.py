@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
-from strategies import tolerance
+from strategies import pool_cases, tolerance
 
 from convlib import pool
 
@@ -96,36 +95,6 @@ def loop_pool_backward(dy, x, kernel_size, stride, pads, dilation, op, count_inc
         for r, q in real:
             dx[b, r, q, ch] += dy[b, i, j, ch] / divisor
     return dx
-
-
-@st.composite
-def pool_cases(draw):
-    """Random pooling calls: op, non-square kernels 1-4, stride None or 1-3 per axis,
-    symmetric or asymmetric padding up to half the kernel, dilation 1-2 (max), tied values,
-    float32 and float64."""
-    op = draw(st.sampled_from(["max", "avg"]))
-    kernel, stride, dilation, pads, size = [], [], [], [], []
-    for _ in range(2):
-        k = draw(st.integers(1, 4))
-        d = draw(st.integers(1, 2)) if op == "max" else 1
-        span = d * (k - 1) + 1
-        lo, hi = draw(st.integers(0, k // 2)), draw(st.integers(0, k // 2))
-        kernel.append(k), dilation.append(d), pads.append((lo, hi))
-        stride.append(draw(st.integers(1, 3)))
-        size.append(draw(st.integers(max(1, span - lo - hi), span + 6)))
-    kwargs = dict(kernel_size=tuple(kernel), padding=tuple(pads))
-    if draw(st.booleans()):
-        kwargs["stride"] = tuple(stride)
-    if op == "max":
-        kwargs["dilation"] = tuple(dilation)
-    else:
-        kwargs["count_include_pad"] = draw(st.booleans())
-    dtype = draw(st.sampled_from([np.float64, np.float32]))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    shape = (draw(st.integers(1, 2)), *size, draw(st.integers(1, 3)))
-    ties = draw(st.booleans())
-    x = (rng.integers(0, 3, shape) if ties else rng.standard_normal(shape)).astype(dtype)
-    return op, kwargs, x, rng
 
 
 @given(case=pool_cases())

@@ -10,8 +10,7 @@ import os
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
-from strategies import tolerance
+from strategies import pool_cases, tolerance
 
 from convlib import pool
 
@@ -24,34 +23,7 @@ import torch_oracle  # noqa: E402
 pytestmark = pytest.mark.torch
 
 
-@st.composite
-def torch_pool_cases(draw):
-    op = draw(st.sampled_from(["max", "avg"]))
-    kernel, stride, padding, dilation, size = [], [], [], [], []
-    for _ in range(2):
-        k = draw(st.integers(1, 4))
-        d = draw(st.integers(1, 3)) if op == "max" else 1
-        span = d * (k - 1) + 1
-        p = draw(st.integers(0, k // 2))
-        kernel.append(k), dilation.append(d), padding.append(p)
-        stride.append(draw(st.integers(1, 3)))
-        size.append(draw(st.integers(max(1, span - 2 * p), span + 6)))
-    kwargs = dict(kernel_size=tuple(kernel), padding=tuple(padding))
-    if draw(st.booleans()):
-        kwargs["stride"] = tuple(stride)
-    if op == "max":
-        kwargs["dilation"] = tuple(dilation)
-    else:
-        kwargs["count_include_pad"] = draw(st.booleans())
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    shape = (draw(st.integers(1, 2)), *size, draw(st.integers(1, 3)))
-    ties = draw(st.booleans())                  # small integers: windows with tied maxima
-    dtype = draw(st.sampled_from([np.float64, np.float32]))
-    x = (rng.integers(0, 3, shape) if ties else rng.standard_normal(shape)).astype(dtype)
-    return op, kwargs, x, rng
-
-
-@given(case=torch_pool_cases())
+@given(case=pool_cases(symmetric_padding=True, max_dilation=3))
 def test_pooling_matches_pytorch(case):
     op, kwargs, x, rng = case
     try:
