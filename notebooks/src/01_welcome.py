@@ -36,8 +36,11 @@
 #
 # The places to fill in raise `NotImplementedError` until you do. Right after each
 # exercise comes a **check cell**, such as `check.loops_forward()`. It runs your function on
-# several cases (stride > 1, padding 0, non-square kernels, sizes the stride does not
-# divide, a non-contiguous input, float32), compares with stored expected results — made by the reference solution,
+# several cases — a plain one (stride 1, padding 1, 3×3 kernel) and others that each change
+# one thing: stride > 1, sizes the stride does not divide, a batch of 2, float32, a
+# non-contiguous input, padding 0 with a non-square kernel, asymmetric padding, dilation —
+# so that when only some fail, the odd one out says where to look. It compares with stored
+# expected results — made by the reference solution,
 # which is itself tested against PyTorch — and prints one line per case: `✓` when it agrees, `✗` with a likely diagnosis when it does not, or a hint that
 # the function is not implemented yet. Edit the file, save, re-run the check cell: the
 # notebooks load `%autoreload`, so you never need to restart the kernel.
