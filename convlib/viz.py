@@ -229,6 +229,30 @@ def _outline(ax, r0, c0, h, w, color, lw=2.0, ls="-"):
     ax.add_patch(Rectangle((c0, r0), w, h, fill=False, edgecolor=color, lw=lw, ls=ls))
 
 
+def _rotated_kernel_at(ax, g, w, in_pos, label, y_offset, **text_style):
+    """Outline, on the dilated and padded dy, the window whose stride-1 product with the
+    rotated kernel gives padded dx at input pixel ``in_pos``, and label each tap with its
+    weight (``label.format(weight)``): rotated tap (a, b) holds w[-1-a, -1-b]."""
+    (top, _), (left, _) = g.pads
+    r0, c0 = in_pos[0] + top, in_pos[1] + left
+    _outline(ax, r0, c0, *g.effective_kernel_hw, OUT_COLOR)
+    (dh, dw) = g.dilation
+    for a in range(g.kernel_hw[0]):
+        for b in range(g.kernel_hw[1]):
+            ax.text(c0 + b * dw + 0.5, r0 + a * dh + y_offset, label.format(w[-1 - a, -1 - b]),
+                    ha="center", va="center", **text_style)
+
+
+def _input_and_output(g, colors, in_title, out_colors, out_title):
+    """The two-panel figure of the window pictures: the padded input coloured by ``colors``
+    beside the output grid coloured by ``out_colors``. -> (figure, the input's axes)"""
+    fig = CourseFigure(figsize=(7, 3.4), layout="constrained")
+    ax_in, ax_out = fig.subplots(1, 2, width_ratios=[g.padded_hw[1], max(g.out_hw[1], 2)])
+    _grid(ax_in, g.padded_hw, colors, title=in_title)
+    _grid(ax_out, g.out_hw, out_colors, title=out_title)
+    return fig, ax_in
+
+
 def sliding_window(in_hw, kernel_hw, *, stride=1, padding=0, dilation=1, out_pos=(0, 0)):
     """The padded input (padding grey) with the taps output pixel ``out_pos`` reads, and
     the output grid with that pixel marked."""
@@ -238,14 +262,12 @@ def sliding_window(in_hw, kernel_hw, *, stride=1, padding=0, dilation=1, out_pos
                          out_pos=out_pos)
     for r, c in cells:
         colors[r][c] = TAP_COLOR
-    fig = CourseFigure(figsize=(7, 3.4), layout="constrained")
-    ax_in, ax_out = fig.subplots(1, 2, width_ratios=[g.padded_hw[1], max(g.out_hw[1], 2)])
-    _grid(ax_in, g.padded_hw, colors, title=f"padded input {g.padded_hw[0]}×{g.padded_hw[1]}")
-    (eh, ew) = g.effective_kernel_hw
-    _outline(ax_in, cells[0][0], cells[0][1], eh, ew, TAP_COLOR)
     out_colors = [[OUT_COLOR if (r, c) == tuple(out_pos) else INPUT_COLOR
                    for c in range(g.out_hw[1])] for r in range(g.out_hw[0])]
-    _grid(ax_out, g.out_hw, out_colors, title=f"output {g.out_hw[0]}×{g.out_hw[1]}")
+    fig, ax_in = _input_and_output(g, colors, f"padded input {g.padded_hw[0]}×{g.padded_hw[1]}",
+                                   out_colors, f"output {g.out_hw[0]}×{g.out_hw[1]}")
+    (eh, ew) = g.effective_kernel_hw
+    _outline(ax_in, cells[0][0], cells[0][1], eh, ew, TAP_COLOR)
     fig.suptitle(f"output pixel {tuple(out_pos)} reads rows {cells[0][0]}…{cells[-1][0]}, "
                  f"columns {cells[0][1]}…{cells[-1][1]} (stride {g.stride}, dilation "
                  f"{g.dilation})", fontsize=9)
@@ -262,14 +284,11 @@ def receptive_field(in_hw, kernel_hw, *, stride=1, padding=0, dilation=1, in_pos
                            dilation=dilation, in_pos=in_pos)
     out_colors = [[OUT_COLOR if (r, c) in outs else INPUT_COLOR
                    for c in range(g.out_hw[1])] for r in range(g.out_hw[0])]
-    fig = CourseFigure(figsize=(7, 3.4), layout="constrained")
-    ax_in, ax_out = fig.subplots(1, 2, width_ratios=[g.padded_hw[1], max(g.out_hw[1], 2)])
-    _grid(ax_in, g.padded_hw, colors, title="padded input")
-    _grid(ax_out, g.out_hw, out_colors, title=f"{len(outs)} output pixels read it")
+    fig, _ = _input_and_output(g, colors, "padded input",
+                               out_colors, f"{len(outs)} output pixels read it")
     fig.suptitle(f"input pixel {tuple(in_pos)} feeds {len(outs)} outputs: its gradient is "
                  f"the sum of their contributions", fontsize=9)
     return fig
-
 
 
 def tap_view(in_hw, kernel_hw, *, stride=1, padding=0, dilation=1, tap=(0, 0)):
@@ -284,13 +303,11 @@ def tap_view(in_hw, kernel_hw, *, stride=1, padding=0, dilation=1, tap=(0, 0)):
                       tap=tap)
     for r, c in cells:
         colors[r][c] = TAP_COLOR
-    fig = CourseFigure(figsize=(7, 3.4), layout="constrained")
-    ax_in, ax_out = fig.subplots(1, 2, width_ratios=[g.padded_hw[1], max(g.out_hw[1], 2)])
-    _grid(ax_in, g.padded_hw, colors, title=f"padded input: the pixels tap {tap} reads")
+    out_colors = [[OUT_COLOR] * g.out_hw[1] for _ in range(g.out_hw[0])]
+    fig, ax_in = _input_and_output(g, colors, f"padded input: the pixels tap {tap} reads",
+                                   out_colors, f"dy {g.out_hw[0]}×{g.out_hw[1]}: one each")
     _outline(ax_in, cells[0][0] - tap[0] * g.dilation[0], cells[0][1] - tap[1] * g.dilation[1],
              *g.effective_kernel_hw, OUT_COLOR, ls="--")
-    out_colors = [[OUT_COLOR] * g.out_hw[1] for _ in range(g.out_hw[0])]
-    _grid(ax_out, g.out_hw, out_colors, title=f"dy {g.out_hw[0]}×{g.out_hw[1]}: one each")
     fig.suptitle(f"tap {tap} of a {g.kernel_hw[0]}×{g.kernel_hw[1]} kernel, stride {g.stride}, "
                  f"dilation {g.dilation}: rows {cells[0][0]}…{cells[-1][0]} step {g.stride[0]}\n"
                  f"dw{tap} = Σ x_pad[orange] · dy  (dashed: the window of output (0, 0))",
@@ -566,7 +583,7 @@ def matrix_view(in_hw, kernel_hw, *, stride=2, padding=0, dilation=1, in_pos=(0,
     # the transposed pass for this pixel: the rotated kernel on the dilated, padded dy
     hits = transposed_row_cells(in_hw, kernel_hw, stride=stride, padding=padding,
                                 dilation=dilation, in_pos=in_pos)
-    (eh, ew), (sh, sw), (dh, dw) = g.effective_kernel_hw, g.stride, g.dilation
+    (eh, ew), (sh, sw) = g.effective_kernel_hw, g.stride
     full_hw = (g.padded_hw[0] + eh - 1, g.padded_hw[1] + ew - 1)
     colors = [[PAD_COLOR] * full_hw[1] for _ in range(full_hw[0])]
     _grid(ax_row, full_hw, colors, title=f"dx{tuple(in_pos)} = row {q} of Cᵀ · dy: the rotated "
@@ -577,13 +594,7 @@ def matrix_view(in_hw, kernel_hw, *, stride=2, padding=0, dilation=1, in_pos=(0,
             face = TAP_COLOR if (i, j) in hits else INPUT_COLOR
             ax_row.add_patch(Rectangle((c, r), 1, 1, facecolor=face, edgecolor="#555", lw=0.6))
             ax_row.text(c + 0.5, r + 0.8, f"dy{i},{j}", ha="center", va="center", fontsize=4.5)
-    (top, _), (left, _) = g.pads
-    r0, c0 = in_pos[0] + top, in_pos[1] + left
-    _outline(ax_row, r0, c0, eh, ew, OUT_COLOR)
-    for a in range(g.kernel_hw[0]):
-        for b in range(g.kernel_hw[1]):                 # rotated tap (a, b) holds w[-1-a, -1-b]
-            ax_row.text(c0 + b * dw + 0.5, r0 + a * dh + 0.35, f"{w[-1 - a, -1 - b]:g}",
-                        ha="center", va="center", fontsize=7, weight="bold")
+    _rotated_kernel_at(ax_row, g, w, in_pos, "{:g}", 0.35, fontsize=7, weight="bold")
     fig.suptitle(f"input {tuple(in_hw)}, kernel {tuple(kernel_hw)} (weights 1…{w.size}), "
                  f"stride {g.stride}, padding {g.pads}, dilation {g.dilation}: "
                  f"orange = x{tuple(in_pos)}'s column of C = its row of Cᵀ", fontsize=9)
@@ -717,7 +728,7 @@ def transposed_step(in_hw, kernel_hw, *, stride=2, padding=0, dilation=1, in_pos
                                   dilation=dilation), g)
     hits = transposed_row_cells(in_hw, kernel_hw, stride=stride, padding=padding,
                                 dilation=dilation, in_pos=in_pos)
-    (eh, ew), (sh, sw), (dh, dw) = g.effective_kernel_hw, g.stride, g.dilation
+    (eh, ew), (sh, sw) = g.effective_kernel_hw, g.stride
     full_hw = (g.padded_hw[0] + eh - 1, g.padded_hw[1] + ew - 1)
     fig = CourseFigure(figsize=(6.4, 3.4), layout="constrained")
     ax_full, ax_dx = fig.subplots(1, 2, width_ratios=[full_hw[1], in_hw[1]])
@@ -731,13 +742,7 @@ def transposed_step(in_hw, kernel_hw, *, stride=2, padding=0, dilation=1, in_pos
         for j in range(g.out_hw[1]):
             ax_full.text(ew - 1 + j * sw + 0.5, eh - 1 + i * sh + 0.7, f"{dy[i, j]:g}",
                          ha="center", va="center", fontsize=7)
-    (top, _), (left, _) = g.pads
-    r0, c0 = in_pos[0] + top, in_pos[1] + left
-    _outline(ax_full, r0, c0, eh, ew, OUT_COLOR)
-    for a in range(g.kernel_hw[0]):
-        for b in range(g.kernel_hw[1]):                 # rotated tap (a, b) holds w[-1-a, -1-b]
-            ax_full.text(c0 + b * dw + 0.5, r0 + a * dh + 0.28, f"w{w[-1 - a, -1 - b]:g}",
-                         ha="center", va="center", fontsize=6, color="#1d6f65")
+    _rotated_kernel_at(ax_full, g, w, in_pos, "w{:g}", 0.28, fontsize=6, color="#1d6f65")
     done = np.arange(dx.size).reshape(dx.shape) <= in_pos[0] * in_hw[1] + in_pos[1]
     shown = [[OUT_COLOR if (r, c) == tuple(in_pos) else INPUT_COLOR
               for c in range(in_hw[1])] for r in range(in_hw[0])]
