@@ -1,10 +1,24 @@
-"""Rung 5 of the ladder: im2col over wide output tiles — a fatter GEMM for thin layers.
+"""Rung 5 of the ladder: im2col over wide output tiles, one cache-sized block at a time.
 
-im2col's product is ``(N*H_out*W_out, KH*KW*C_in) @ (KH*KW*C_in, C_out)``. With few
-channels it is *skinny*: seed 002's layer has K = 75 and N = C_out = 10, so BLAS does only
-10 multiply-adds per element of the column matrix it streams through, and runs far below
-the machine's peak. Give each GEMM row T adjacent output pixels of one image row instead
-of one, and the product gets T times wider::
+Two ideas make im2col fast; each removes one of its costs.
+
+**1. Blocks that stay in cache.** im2col writes its whole column matrix to memory and the
+GEMM reads it back: for a 3x3, 64->64 layer on 16 images of 32x32 in float32 that is
+16384 x 576 x 4 B = 38 MB each way, a pass over main memory as long as a third of the
+product itself. Build the columns of a few output rows at a time instead, about
+``BLOCK_BYTES`` (one core's L2 cache), and multiply each block at once, straight into its
+rows of ``y``: the columns are written and read while they are still in cache. The
+product is the same GEMM cut into row blocks, so the result is the same to rounding::
+
+    for each block of output rows:               a few images, or a band of one image
+        cols = the block's windows, copied       (rows, KH*KW*C_in), in cache
+        y[block] = cols @ w2d                    straight into y: no temporary
+
+**2. Wide output tiles for thin layers.** im2col's product is ``(M, KH*KW*C_in) @
+(KH*KW*C_in, C_out)``. With few channels it is *skinny*: seed 002's layer has K = 75 and
+C_out = 10, so BLAS does only 10 multiply-adds per element of the column matrix it streams
+through, and runs far below the machine's peak. Give each GEMM row T adjacent output
+pixels of one image row instead of one, and the product gets T times wider::
 
     T_in  = (T - 1)*sw + (KW - 1)*dw + 1        input columns that T outputs read
     cols  (N*H_out*B, KH*T_in*C_in)             B = ceil(W_out / T) tiles per row
@@ -16,7 +30,7 @@ product does T_in/KW times im2col's multiply-adds (2.4x for seed 002 with T = 8)
 column matrix shrinks to T_in/(T*KW) of im2col's (0.3x), and a wide GEMM runs so much
 closer to peak that on thin layers the trade can win; ``make bench`` measures it, and the
 measured dispatch (:mod:`convlib.dispatch`) picks this rung only where it does.
-With T = 1 this *is* im2col.
+With T = 1 (C_out >= 64) this *is* im2col, in blocks.
 
 >>> import numpy as np
 >>> from convlib.shapes import conv_geometry
@@ -24,15 +38,20 @@ With T = 1 this *is* im2col.
 >>> g = conv_geometry(x.shape, w.shape)
 >>> tile_width(g), g.out_hw                  # T = ceil(64 / C_out), at most 8
 (8, (2, 5))
->>> _tile_columns(x, g, 8).shape             # one tile per row: 2 rows x (3 * 10 * 1)
-(2, 30)
+>>> tile_windows(x, g, 8).shape              # (N, H_out, B, KH, T_in, C_in), a view
+(1, 2, 1, 3, 10, 1)
 >>> conv2d(x, w)[0, :, :, 0]                 # 9 ones under every window
 array([[9., 9., 9., 9., 9.],
        [9., 9., 9., 9., 9.]])
 
-Backward: ``dwide = cols.T @ dy_tiles`` summed along each tile's diagonal gives dw;
-``dcols = dy_tiles @ wide.T`` is scattered back like col2im, a group of T*sw tile columns
-(a contiguous run of input columns) at a time.
+**Backward**, block by block as well: ``dwide += cols.T @ dy_tiles`` over the blocks, and
+each tile's diagonal of ``dwide`` is one copy of dw. For dx, stride 1 needs no new code:
+it is the transposed convolution of notebook 08 — dy padded by the effective kernel size
+minus 1 (less the forward padding), convolved with the kernel rotated 180 degrees and its
+channel axes swapped — and that is a stride-1 convolution, which :func:`conv2d` runs
+block by block. At stride > 1 that recipe would multiply the s*s - 1 zeros of the dilated
+dy too, so each block instead computes ``dcols = dy_tiles @ wide.T`` and adds it back like
+col2im, a group of T*sw tile columns (a contiguous run of input columns) at a time.
 """
 from __future__ import annotations
 
@@ -43,6 +62,7 @@ from .strided import windows
 
 GEMM_MIN_WIDTH = 64    # tile until the product has at least this many columns...
 MAX_TILE = 8           # ...but no wider: the zeros' flops grow with the tile
+BLOCK_BYTES = 2 << 20  # column block: about one core's L2 cache (2 MiB on the bench Xeon)
 
 
 def tile_width(g: ConvGeometry) -> int:
@@ -58,27 +78,57 @@ def _layout(g: ConvGeometry, tile: int):
     return span, blocks, (blocks - 1) * tile * sw + span
 
 
-def _tile_columns(x_pad, g: ConvGeometry, tile: int):
-    """x_pad (N, Hp, Wp, C_in) -> cols (N*H_out*B, KH*T_in*C_in), zero columns added at
-    the right when the last tile reaches past the padded input."""
+def tile_windows(x_pad, g: ConvGeometry, tile: int):
+    """x_pad (N, Hp, Wp, C_in) -> the tiles' windows (N, H_out, B, KH, T_in, C_in), a view
+    (zero columns are added at the right when the last tile reaches past the input)."""
     span, blocks, width = _layout(g, tile)
-    ### BEGIN SOLUTION
     if width > x_pad.shape[2]:
         x_pad = np.pad(x_pad, ((0, 0), (0, 0), (0, width - x_pad.shape[2]), (0, 0)))
-    view = windows(x_pad, (g.kernel_hw[0], span), stride=(g.stride[0], tile * g.stride[1]),
-                   dilation=(g.dilation[0], 1))[:, :, :blocks]  # (N, Ho, B, KH, T_in, C)
-    return view.reshape(-1, np.prod(view.shape[3:]))            # reshape copies here
-    ### END SOLUTION
+    return windows(x_pad, (g.kernel_hw[0], span), stride=(g.stride[0], tile * g.stride[1]),
+                   dilation=(g.dilation[0], 1))[:, :, :blocks]
+
+
+def row_blocks(g: ConvGeometry, bytes_per_row: int):
+    """Split the N*H_out output rows into blocks of about ``BLOCK_BYTES`` of columns.
+
+    Yields ``(images, rows)``, two slices: whole images when one image fits in a block,
+    else bands of rows of one image. Either way ``y[images, rows]`` is contiguous.
+    """
+    ho = g.out_hw[0]
+    per_block = max(1, BLOCK_BYTES // bytes_per_row)
+    if per_block >= ho:
+        step = per_block // ho
+        for n in range(0, g.batch, step):
+            yield slice(n, min(n + step, g.batch)), slice(0, ho)
+    else:
+        for n in range(g.batch):
+            for i in range(0, ho, per_block):
+                yield slice(n, n + 1), slice(i, min(i + per_block, ho))
+
+
+def column_blocks(x_pad, g: ConvGeometry, tile: int):
+    """Yield ``(images, rows, cols)``: each block's column matrix (rows, KH*T_in*C_in),
+    copied into one buffer that every block reuses (so a block's cols die with the next)."""
+    view = tile_windows(x_pad, g, tile)
+    k = int(np.prod(view.shape[3:]))
+    buffer = None
+    for images, rows in row_blocks(g, view.shape[2] * k * x_pad.itemsize):
+        block = view[images, rows]
+        if buffer is None:                     # the first block is the largest
+            buffer = np.empty(block.size, x_pad.dtype)
+        cols = buffer[:block.size].reshape(block.shape)
+        np.copyto(cols, block)
+        yield images, rows, cols.reshape(-1, k)
 
 
 def _wide_kernel(w, g: ConvGeometry, tile: int):
-    """w (KH, KW, C_in, C_out) -> wide (KH, T_in, C_in, T, C_out), w once per output pixel."""
+    """w (KH, KW, C_in, C_out) -> wide (KH*T_in*C_in, T*C_out), w once per output pixel."""
     span, _, _ = _layout(g, tile)
     (_, kw), (_, sw), (_, dw) = g.kernel_hw, g.stride, g.dilation
     wide = np.zeros((g.kernel_hw[0], span, g.in_channels, tile, g.out_channels), w.dtype)
     for p in range(tile):
         wide[:, p * sw:p * sw + (kw - 1) * dw + 1:dw, :, p, :] = w
-    return wide
+    return wide.reshape(-1, tile * g.out_channels)
 
 
 def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1):
@@ -88,9 +138,11 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1):
     ### BEGIN SOLUTION
     tile = tile_width(g)
     _, blocks, _ = _layout(g, tile)
-    cols = _tile_columns(pad(x, g), g, tile)
-    y = cols @ _wide_kernel(w, g, tile).reshape(cols.shape[1], -1)   # (N*Ho*B, T*C_out)
-    y = y.reshape(g.batch, g.out_hw[0], blocks * tile, g.out_channels)[:, :, :g.out_hw[1]]
+    wide = _wide_kernel(w, g, tile)
+    y = np.empty((g.batch, g.out_hw[0], blocks * tile, g.out_channels), x.dtype)
+    for images, rows, cols in column_blocks(pad(x, g), g, tile):
+        np.matmul(cols, wide, out=y[images, rows].reshape(len(cols), -1))
+    y = y[:, :, :g.out_hw[1]]                  # the last tile may reach past W_out
     return y + b if b is not None else np.ascontiguousarray(y)
     ### END SOLUTION
 
@@ -101,33 +153,86 @@ def conv2d_backward(dy, x, w, *, stride=1, padding=0, dilation=1):
     dy, x, w, g = prepare_backward(dy, x, w, stride=stride, padding=padding, dilation=dilation)
     ### BEGIN SOLUTION
     tile = tile_width(g)
-    span, blocks, width = _layout(g, tile)
-    (kh, kw), (sh, sw), (dh, dw_) = g.kernel_hw, g.stride, g.dilation
-    (ho, wo), c_out = g.out_hw, g.out_channels
-    dy_tiles = np.zeros((g.batch, ho, blocks * tile, c_out), dy.dtype)    # zero past W_out
-    dy_tiles[:, :, :wo] = dy
-    dy_tiles = dy_tiles.reshape(-1, tile * c_out)                          # (N*Ho*B, T*C_out)
-    cols = _tile_columns(pad(x, g), g, tile)
-    dwide = (cols.T @ dy_tiles).reshape(kh, span, g.in_channels, tile, c_out)
-    del cols
+    dy_tiles = _tile_rows(dy, g, tile)
+    dx = (_input_gradient_stride1(dy, w, g) if g.stride == (1, 1)
+          else _input_gradient_blocked(dy_tiles, w, g, tile))
+    return dx, _weight_gradient(dy_tiles, x, w, g, tile), dy.sum(axis=(0, 1, 2))
+    ### END SOLUTION
+
+
+def _tile_rows(dy, g: ConvGeometry, tile: int):
+    """dy (N, H_out, W_out, C_out) -> (N, H_out, B*T, C_out), zero past W_out."""
+    _, blocks, _ = _layout(g, tile)
+    if blocks * tile == g.out_hw[1]:
+        return dy
+    dy_tiles = np.zeros((*dy.shape[:2], blocks * tile, dy.shape[3]), dy.dtype)
+    dy_tiles[:, :, :g.out_hw[1]] = dy
+    return dy_tiles
+
+
+def _weight_gradient(dy_tiles, x, w, g: ConvGeometry, tile: int):
+    """dw: ``dwide = sum over blocks of cols.T @ dy_tiles``, then each tile's diagonal."""
+    span, _, _ = _layout(g, tile)
+    (kh, kw), sw, dw_ = g.kernel_hw, g.stride[1], g.dilation[1]
+    dwide = part = None
+    for images, rows, cols in column_blocks(pad(x, g), g, tile):
+        dy_block = dy_tiles[images, rows].reshape(len(cols), -1)
+        if dwide is None:
+            dwide = cols.T @ dy_block
+            part = np.empty_like(dwide)
+        else:
+            dwide += np.matmul(cols.T, dy_block, out=part)
+    dwide = dwide.reshape(kh, span, g.in_channels, tile, g.out_channels)
     dw = np.zeros_like(w)
     for p in range(tile):                                  # each tile's diagonal is one dw
         dw += dwide[:, p * sw:p * sw + (kw - 1) * dw_ + 1:dw_, :, p, :]
-    wide = _wide_kernel(w, g, tile).reshape(-1, tile * c_out)
-    dcols = (dy_tiles @ wide.T).reshape(g.batch, ho, blocks, kh, span, g.in_channels)
-    # col2im: tile column c of tile k lands on input column c + k*G (G = T*sw), so G
-    # consecutive tile columns fill a contiguous run of input columns — one add per group
-    hp, wp = g.padded_hw
+    return dw
+
+
+def _input_gradient_stride1(dy, w, g: ConvGeometry):
+    """dx at stride 1: the transposed convolution, run by :func:`conv2d` itself.
+
+    dx[i] = sum over a of dy[i + top - a*dh] @ w[a].T: a convolution of dy, padded by
+    e - 1 - top above (e = dh*(KH - 1) + 1; cropped instead where that is negative), with
+    the kernel rotated 180 degrees and its channel axes swapped.
+    """
+    pads = [(e - 1 - lo, e - 1 - hi) for e, (lo, hi) in zip(g.effective_kernel_hw, g.pads)]
+    crop_rows, crop_cols = (slice(max(-lo, 0), n - max(-hi, 0))
+                            for n, (lo, hi) in zip(g.out_hw, pads))
+    w_rot = w[::-1, ::-1].transpose(0, 1, 3, 2)            # (KH, KW, C_out, C_in)
+    return conv2d(dy[:, crop_rows, crop_cols], w_rot, dilation=g.dilation,
+                  padding=tuple((max(lo, 0), max(hi, 0)) for lo, hi in pads))
+
+
+def _input_gradient_blocked(dy_tiles, w, g: ConvGeometry, tile: int):
+    """dx at any stride: per block, ``dcols = dy_tiles @ wide.T`` added back like col2im.
+
+    Tile column c of tile k lands on input column c + k*G (G = T*sw), so G consecutive
+    tile columns fill a contiguous run of input columns: one add per group and kernel row.
+    """
+    span, blocks, _ = _layout(g, tile)
+    kh, (sh, sw), dh = g.kernel_hw[0], g.stride, g.dilation[0]
     group = tile * sw
-    n_groups = -(-span // group)
-    dx_pad = np.zeros((g.batch, hp, (blocks + n_groups) * group, g.in_channels), dy.dtype)
-    for a in range(kh):
-        rows = slice(a * dh, a * dh + (ho - 1) * sh + 1, sh)
-        for start in range(0, span, group):
-            size = min(group, span - start)
-            target = dx_pad[:, rows, start:start + blocks * group].reshape(
-                g.batch, ho, blocks, group, g.in_channels)           # a view: splits one axis
-            target[:, :, :, :size] += dcols[:, :, :, a, start:start + size]
-    dx = crop(dx_pad[:, :, :wp], g)
-    return np.ascontiguousarray(dx), dw, dy.sum(axis=(0, 1, 2))
-    ### END SOLUTION
+    wide_t = np.ascontiguousarray(_wide_kernel(w, g, tile).T)     # (T*C_out, KH*T_in*C_in)
+    hp, wp = g.padded_hw
+    dx_pad = np.zeros((g.batch, hp, (blocks + -(-span // group)) * group, g.in_channels),
+                      dy_tiles.dtype)
+    buffer = None
+    for images, rows in row_blocks(g, blocks * wide_t.shape[1] * dy_tiles.itemsize):
+        dy_block = dy_tiles[images, rows]
+        m, h = dy_block.shape[:2]
+        if buffer is None:                                  # the first block is the largest
+            buffer = np.empty(m * h * blocks * wide_t.shape[1], dy_tiles.dtype)
+        dcols = np.matmul(dy_block.reshape(m * h * blocks, -1), wide_t,
+                          out=buffer[:m * h * blocks * wide_t.shape[1]].reshape(
+                              m * h * blocks, -1))
+        dcols = dcols.reshape(m, h, blocks, kh, span, g.in_channels)
+        for a in range(kh):
+            top = a * dh + rows.start * sh
+            in_rows = slice(top, top + (h - 1) * sh + 1, sh)
+            for start in range(0, span, group):
+                size = min(group, span - start)
+                target = dx_pad[images, in_rows, start:start + blocks * group].reshape(
+                    m, h, blocks, group, g.in_channels)      # a view: splits one axis
+                target[:, :, :, :size] += dcols[:, :, :, a, start:start + size]
+    return np.ascontiguousarray(crop(dx_pad[:, :, :wp], g))
