@@ -254,7 +254,12 @@ def prepare_transpose(y, w, *, stride=1, padding=0, dilation=1, output_padding=0
 # --------------------------------------------------------------------------- padding
 
 def pad(x: np.ndarray, g: ConvGeometry) -> np.ndarray:
-    """Zero-pad the two spatial axes of an NHWC array: (N, H, W, C) -> (N, Hp, Wp, C)."""
+    """Zero-pad the two spatial axes of an NHWC array: (N, H, W, C) -> (N, Hp, Wp, C).
+
+    With no padding this is ``x`` itself, not a copy (read from it, never write to it).
+    """
+    if not any(map(any, g.pads)):
+        return x
     return np.pad(x, ((0, 0), *g.pads, (0, 0)))
 
 

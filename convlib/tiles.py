@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .shapes import ConvGeometry, crop, pad, prepare, prepare_backward
+from .shapes import ConvGeometry, pad, prepare, prepare_backward
 from .strided import windows
 
 GEMM_MIN_WIDTH = 64    # tile until the product has at least this many columns...
@@ -153,10 +153,8 @@ def conv2d_backward(dy, x, w, *, stride=1, padding=0, dilation=1):
     dy, x, w, g = prepare_backward(dy, x, w, stride=stride, padding=padding, dilation=dilation)
     ### BEGIN SOLUTION
     tile = tile_width(g)
-    dy_tiles = _tile_rows(dy, g, tile)
-    dx = (_input_gradient_stride1(dy, w, g) if g.stride == (1, 1)
-          else _input_gradient_blocked(dy_tiles, w, g, tile))
-    return dx, _weight_gradient(dy_tiles, x, w, g, tile), dy.sum(axis=(0, 1, 2))
+    dw = _weight_gradient(_tile_rows(dy, g, tile), x, w, g, tile)
+    return _input_gradient(dy, w, g), dw, dy.sum(axis=(0, 1, 2))
     ### END SOLUTION
 
 
@@ -189,50 +187,62 @@ def _weight_gradient(dy_tiles, x, w, g: ConvGeometry, tile: int):
     return dw
 
 
-def _input_gradient_stride1(dy, w, g: ConvGeometry):
-    """dx at stride 1: the transposed convolution, run by :func:`conv2d` itself.
+def _phase_axis(k: int, s: int, d: int, top: int, n_in: int, n_dy: int, r: int):
+    """One axis of sub-pixel phase r: the input rows h = v*s + r, v = 0, 1, ...
 
-    dx[i] = sum over a of dy[i + top - a*dh] @ w[a].T: a convolution of dy, padded by
-    e - 1 - top above (e = dh*(KH - 1) + 1; cropped instead where that is negative), with
-    the kernel rotated 180 degrees and its channel axes swapped.
+    Padded row h + top gets tap a from dy row i when i*s + a*d = h + top, i.e. from
+    ``dy[v + c_a]`` with ``c_a = (r + top - a*d) / s`` for the taps where that divides.
+    Those c_a are evenly spaced, so the phase is a stride-1 convolution of dy, padded by
+    -min(c_a) above, with those taps in reverse order (the 180-degree rotation) dilated
+    by the spacing. Returns (taps, dilation, (pad above, pad below)), negative pads to be
+    cropped instead, or None when no tap reaches the phase (its gradient is zero).
     """
-    pads = [(e - 1 - lo, e - 1 - hi) for e, (lo, hi) in zip(g.effective_kernel_hw, g.pads)]
-    crop_rows, crop_cols = (slice(max(-lo, 0), n - max(-hi, 0))
-                            for n, (lo, hi) in zip(g.out_hw, pads))
-    w_rot = w[::-1, ::-1].transpose(0, 1, 3, 2)            # (KH, KW, C_out, C_in)
-    return conv2d(dy[:, crop_rows, crop_cols], w_rot, dilation=g.dilation,
-                  padding=tuple((max(lo, 0), max(hi, 0)) for lo, hi in pads))
+    taps = [a for a in range(k) if (r + top - a * d) % s == 0]
+    if not taps:
+        return None
+    c = [(r + top - a * d) // s for a in taps]           # decreasing with a
+    n_out = -(-(n_in - r) // s)                          # rows of this phase
+    spacing = c[0] - c[1] if len(c) > 1 else 1
+    return taps[::-1], spacing, (-c[-1], n_out - n_dy + c[0])
 
 
-def _input_gradient_blocked(dy_tiles, w, g: ConvGeometry, tile: int):
-    """dx at any stride: per block, ``dcols = dy_tiles @ wide.T`` added back like col2im.
+def _input_gradient(dy, w, g: ConvGeometry):
+    """dx: the transposed convolution, split into its s*s sub-pixel phases.
 
-    Tile column c of tile k lands on input column c + k*G (G = T*sw), so G consecutive
-    tile columns fill a contiguous run of input columns: one add per group and kernel row.
+    Input pixel (h, w) with h = v*sh + r, w = u*sw + t belongs to phase (r, t); only the
+    taps whose offset matches the phase reach it, so each phase is a *stride-1*
+    convolution of dy with a sub-kernel (rotated 180 degrees, channel axes swapped), run
+    block by block by :func:`conv2d`. Together the phases do exactly the multiply-adds of
+    dy @ w.T — none of the zeros of a dilated dy — and add nothing back like col2im does.
+    At stride 1 there is one phase: dy padded by the effective kernel size - 1 - the
+    forward padding, convolved with the whole rotated kernel (notebook 08's recipe).
     """
-    span, blocks, _ = _layout(g, tile)
-    kh, (sh, sw), dh = g.kernel_hw[0], g.stride, g.dilation[0]
-    group = tile * sw
-    wide_t = np.ascontiguousarray(_wide_kernel(w, g, tile).T)     # (T*C_out, KH*T_in*C_in)
-    hp, wp = g.padded_hw
-    dx_pad = np.zeros((g.batch, hp, (blocks + -(-span // group)) * group, g.in_channels),
-                      dy_tiles.dtype)
-    buffer = None
-    for images, rows in row_blocks(g, blocks * wide_t.shape[1] * dy_tiles.itemsize):
-        dy_block = dy_tiles[images, rows]
-        m, h = dy_block.shape[:2]
-        if buffer is None:                                  # the first block is the largest
-            buffer = np.empty(m * h * blocks * wide_t.shape[1], dy_tiles.dtype)
-        dcols = np.matmul(dy_block.reshape(m * h * blocks, -1), wide_t,
-                          out=buffer[:m * h * blocks * wide_t.shape[1]].reshape(
-                              m * h * blocks, -1))
-        dcols = dcols.reshape(m, h, blocks, kh, span, g.in_channels)
-        for a in range(kh):
-            top = a * dh + rows.start * sh
-            in_rows = slice(top, top + (h - 1) * sh + 1, sh)
-            for start in range(0, span, group):
-                size = min(group, span - start)
-                target = dx_pad[images, in_rows, start:start + blocks * group].reshape(
-                    m, h, blocks, group, g.in_channels)      # a view: splits one axis
-                target[:, :, :, :size] += dcols[:, :, :, a, start:start + size]
-    return np.ascontiguousarray(crop(dx_pad[:, :, :wp], g))
+    (sh, sw), (ho, wo) = g.stride, g.out_hw
+    phases = {(r, t): [_phase_axis(k, s, d, lo, n, m, q) for k, s, d, (lo, _), n, m, q in
+                       zip(g.kernel_hw, g.stride, g.dilation, g.pads, g.in_hw, (ho, wo), (r, t))]
+              for r in range(sh) for t in range(sw)}
+    # pad dy once, as much as any phase needs; each phase then reads a view of it
+    reached = [p for p in phases.values() if None not in p]
+    pads = [tuple(max([0] + [p[axis][2][side] for p in reached]) for side in (0, 1))
+            for axis in (0, 1)]
+    dy_pad = np.pad(dy, ((0, 0), *pads, (0, 0))) if any(map(any, pads)) else dy
+    (above, _), (left_of, _) = pads
+    dx = np.empty(g.input_shape, dy.dtype)
+    for (r, t), phase in phases.items():
+        target = dx[:, r::sh, t::sw]
+        if target.size == 0:
+            continue
+        if None in phase:                                  # no tap reaches this phase
+            target[...] = 0
+            continue
+        (rows, dil_h, (top, bottom)), (cols, dil_w, (left, right)) = phase
+        part = dy_pad[:, above - top:above + ho + bottom, left_of - left:left_of + wo + right]
+        if part.shape[1] <= 0 or part.shape[2] <= 0:      # every tap reads past dy
+            target[...] = 0
+            continue
+        kernel = w[np.ix_(rows, cols)].transpose(0, 1, 3, 2)     # (kh', kw', C_out, C_in)
+        y = conv2d(part, kernel, dilation=(dil_h, dil_w))
+        if (sh, sw) == (1, 1):
+            return y                        # the only phase is dx itself: no copy
+        target[...] = y
+    return dx
