@@ -45,24 +45,27 @@ array([[9., 9., 9., 9., 9.],
        [9., 9., 9., 9., 9.]])
 
 **Backward**, block by block as well: ``dwide += cols.T @ dy_tiles`` over the blocks, and
-each tile's diagonal of ``dwide`` is one copy of dw. For dx, stride 1 needs no new code:
-it is the transposed convolution of notebook 08 — dy padded by the effective kernel size
-minus 1 (less the forward padding), convolved with the kernel rotated 180 degrees and its
-channel axes swapped — and that is a stride-1 convolution, which :func:`conv2d` runs
-block by block. At stride > 1 that recipe would multiply the s*s - 1 zeros of the dilated
-dy too, so each block instead computes ``dcols = dy_tiles @ wide.T`` and adds it back like
-col2im, a group of T*sw tile columns (a contiguous run of input columns) at a time.
+each tile's diagonal of ``dwide`` is one copy of dw. dx is the transposed convolution of
+notebook 08, split into its s*s *sub-pixel phases*: input pixel (h, w) with
+h = v*sh + r, w = u*sw + t is reached only by the taps whose offset matches (r, t), so
+each phase is a stride-1 convolution of dy with a sub-kernel (rotated 180 degrees,
+channel axes swapped), which :func:`conv2d` runs block by block — exactly the
+multiply-adds of ``dy @ w.T``, no zeros of a dilated dy, nothing scattered back. At
+stride 1 there is one phase, the whole rotated kernel. Those convolutions also multiply
+dy's zero padding, so where it is wide (a 'valid' layer on a small image) dx is computed
+the col2im way instead: ``dcols = dy_tiles @ wide.T`` per block, added back a group of
+T*sw tile columns (a contiguous run of input columns) at a time.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .shapes import ConvGeometry, pad, prepare, prepare_backward
+from .shapes import ConvGeometry, crop, pad, prepare, prepare_backward
 from .strided import windows
 
 GEMM_MIN_WIDTH = 64    # tile until the product has at least this many columns...
 MAX_TILE = 8           # ...but no wider: the zeros' flops grow with the tile
-BLOCK_BYTES = 2 << 20  # column block: about one core's L2 cache (2 MiB on the bench Xeon)
+BLOCK_BYTES = 2 << 20  # column block: about an L2 cache (1-2 MiB per core on most CPUs)
 
 
 def tile_width(g: ConvGeometry) -> int:
@@ -153,8 +156,12 @@ def conv2d_backward(dy, x, w, *, stride=1, padding=0, dilation=1):
     dy, x, w, g = prepare_backward(dy, x, w, stride=stride, padding=padding, dilation=dilation)
     ### BEGIN SOLUTION
     tile = tile_width(g)
-    dw = _weight_gradient(_tile_rows(dy, g, tile), x, w, g, tile)
-    return _input_gradient(dy, w, g), dw, dy.sum(axis=(0, 1, 2))
+    dy_tiles = _tile_rows(dy, g, tile)
+    # the phases multiply dy's zero padding too: worth it only when that padding is thin
+    in_pixels, out_pixels = (g.in_hw[0] * g.in_hw[1], g.out_hw[0] * g.out_hw[1])
+    dx = (_input_gradient(dy, w, g) if in_pixels <= 1.25 * out_pixels * g.stride[0] * g.stride[1]
+          else _input_gradient_scattered(dy_tiles, w, g, tile))
+    return dx, _weight_gradient(dy_tiles, x, w, g, tile), dy.sum(axis=(0, 1, 2))
     ### END SOLUTION
 
 
@@ -207,7 +214,7 @@ def _phase_axis(k: int, s: int, d: int, top: int, n_in: int, n_dy: int, r: int):
 
 
 def _input_gradient(dy, w, g: ConvGeometry):
-    """dx: the transposed convolution, split into its s*s sub-pixel phases.
+    """dx: the transposed convolution, split into its s*s sub-pixel phases (module docstring).
 
     Input pixel (h, w) with h = v*sh + r, w = u*sw + t belongs to phase (r, t); only the
     taps whose offset matches the phase reach it, so each phase is a *stride-1*
@@ -246,3 +253,37 @@ def _input_gradient(dy, w, g: ConvGeometry):
             return y                        # the only phase is dx itself: no copy
         target[...] = y
     return dx
+
+
+def _input_gradient_scattered(dy_tiles, w, g: ConvGeometry, tile: int):
+    """dx by col2im: per block, ``dcols = dy_tiles @ wide.T``, added back where it came from.
+
+    Tile column c of tile k lands on input column c + k*G (G = T*sw), so G consecutive
+    tile columns fill a contiguous run of input columns: one add per group and kernel row.
+    """
+    span, blocks, _ = _layout(g, tile)
+    kh, (sh, sw), dh = g.kernel_hw[0], g.stride, g.dilation[0]
+    group = tile * sw
+    wide_t = np.ascontiguousarray(_wide_kernel(w, g, tile).T)     # (T*C_out, KH*T_in*C_in)
+    hp, wp = g.padded_hw
+    dx_pad = np.zeros((g.batch, hp, (blocks + -(-span // group)) * group, g.in_channels),
+                      dy_tiles.dtype)
+    buffer = None
+    for images, rows in row_blocks(g, blocks * wide_t.shape[1] * dy_tiles.itemsize):
+        dy_block = dy_tiles[images, rows]
+        m, h = dy_block.shape[:2]
+        if buffer is None:                                  # the first block is the largest
+            buffer = np.empty(m * h * blocks * wide_t.shape[1], dy_tiles.dtype)
+        dcols = np.matmul(dy_block.reshape(m * h * blocks, -1), wide_t,
+                          out=buffer[:m * h * blocks * wide_t.shape[1]].reshape(
+                              m * h * blocks, -1))
+        dcols = dcols.reshape(m, h, blocks, kh, span, g.in_channels)
+        for a in range(kh):
+            top = a * dh + rows.start * sh
+            in_rows = slice(top, top + (h - 1) * sh + 1, sh)
+            for start in range(0, span, group):
+                size = min(group, span - start)
+                target = dx_pad[images, in_rows, start:start + blocks * group].reshape(
+                    m, h, blocks, group, g.in_channels)      # a view: splits one axis
+                target[:, :, :, :size] += dcols[:, :, :, a, start:start + size]
+    return np.ascontiguousarray(crop(dx_pad[:, :, :wp], g))

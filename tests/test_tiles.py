@@ -28,6 +28,20 @@ def test_every_blocking_matches_the_loops(block_bytes, case):
         np.testing.assert_allclose(got, expected, err_msg=name, **tolerance(case.x.dtype))
 
 
+@given(case=conv_cases())
+def test_both_ways_to_dx_match_the_loops(case):
+    """conv2d_backward picks the sub-pixel phases or col2im by the width of dy's padding;
+    each must be right on every configuration, not only on those it is picked for."""
+    from convlib.shapes import prepare_backward
+    dy, x, w, g = prepare_backward(case.dy, case.x, case.w, **case.hyper)
+    want = convlib.loops.conv2d_backward(case.dy, case.x, case.w, **case.hyper)[0]
+    tile = tiles.tile_width(g)
+    for dx in (tiles._input_gradient(dy, w, g),
+               tiles._input_gradient_scattered(tiles._tile_rows(dy, g, tile), w, g, tile)):
+        assert dx.shape == want.shape and dx.dtype == case.x.dtype
+        np.testing.assert_allclose(dx, want, **tolerance(case.x.dtype))
+
+
 def test_blocks_cover_every_output_row_once():
     g = convlib.shapes.conv_geometry((3, 7, 5, 2), (3, 3, 2, 4), padding=1)
     for block_bytes in (1, 100, 5 * 100, 7 * 100, 10 ** 9):
@@ -40,8 +54,8 @@ def test_blocks_cover_every_output_row_once():
 
 @pytest.mark.parametrize("stride", [1, 2])
 def test_column_blocks_bound_the_memory(stride):
-    """Besides the padded input and the results, the temporaries are one block of columns
-    (and at stride > 1 one of dcols), not im2col's whole column matrix."""
+    """Besides the padded input (and dy's) and the results, the temporaries are one block
+    of columns at a time, not im2col's whole column matrix."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal((8, 32, 32, 16)).astype(np.float32)
     w = rng.standard_normal((3, 3, 16, 16)).astype(np.float32)

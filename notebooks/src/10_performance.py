@@ -13,8 +13,10 @@
 # 2. estimate the memory of im2col ($K_H K_W$ copies of the input) and measure it;
 # 3. explain the **GEMM floor** — the time of the one matrix product every method must
 #    at least do — and why a method can only approach it;
-# 4. explain the tap loop: $K_H K_W$ small matrix products on *shifted views*, no copy;
-# 5. implement `convlib/taps.py`.
+# 4. read a log-log plot of time against work: its slope, and where a cache falls off;
+# 5. explain why building im2col's columns in cache-sized blocks saves a memory pass;
+# 6. explain the tap loop: $K_H K_W$ small matrix products on *shifted views*, no copy;
+# 7. implement `convlib/taps.py`.
 #
 # Timings depend on your machine and on what else it is doing; cells that print them are
 # marked so that the automated tests ignore their output. Run them yourself.
@@ -23,7 +25,10 @@
 # %load_ext autoreload
 # %autoreload 2
 # %matplotlib inline
+import glob
 import importlib.util
+import shutil
+import subprocess
 import time
 import tracemalloc
 
@@ -262,28 +267,155 @@ else:
     print(f"PyTorch conv2d (float64, CPU): {t_torch * 1e3:.1f} ms = {t_torch / floor:.2f} x the floor")
 
 # %% [markdown]
-# ## How time grows with the work
+# ## How time grows with the work — and where the caches fall off
 #
-# Timing the CNN layer for growing batch sizes, on log-log axes: straight lines of slope 1
-# mean time proportional to the work. The vertical gaps are the constant factors between
-# methods.
+# Time the CNN layer on growing batches (1 to 8 images of 32×32) and on growing images (8×8
+# to 64×64, 4 images), and plot time against multiply-adds on log-log axes. A straight
+# line of **slope 1** means time proportional to the work: twice the images, twice the
+# time. A slope above 1, or a line that bends upward, means each multiply-add got more
+# expensive as the problem grew — typically because the data a method streams through (its
+# *working set*) stopped fitting in a cache and now comes from main memory. The slope is a
+# fit, $\log t = \text{slope} \cdot \log(\text{work}) + c$, so one fast or slow point moves
+# it a little; look at the times too.
+#
+# **Predict before you run.** im2col's column matrix grows with the work. On a machine
+# whose last-level cache holds a few tens of MiB, at which image size would you expect
+# im2col's time per multiply-add to jump?
 
-# %%
-batches = [1, 2, 4, 8]
-fig, ax = plt.subplots(figsize=(6, 3.4))
-for name, module in {**{k: m for k, m in convlib.implementations.items() if k != "loops"},
-                     "dispatch": convlib}.items():
-    try:
-        ts = [best_time(lambda: module.conv2d(x[:nb], w, padding=pad), repeats=2) for nb in batches]
-    except NotImplementedError:
-        continue
-    ax.loglog(np.array(batches) * m / 8 * k * n, ts, "o-", label=name)
-ax.set(xlabel="multiply-adds", ylabel="forward time (s)", title="3x3, 64 -> 64 on 32x32")
-if ax.lines:                 # nothing to label until an implementation exists
-    ax.legend(fontsize=8)
-else:
-    ax.text(0.5, 0.5, "no implementation yet", ha="center", transform=ax.transAxes)
+# %% tags=["nbval-ignore-output"]
+def cache_sizes():
+    """{'L2': bytes, 'L3': bytes} of one CPU core, where the OS tells (Linux, macOS), else {}."""
+    sizes = {}
+    for index in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*")):   # Linux
+        def read(name):
+            with open(f"{index}/{name}") as f:
+                return f.read().strip()
+        if read("type") != "Instruction" and read("level") in ("2", "3"):
+            size = read("size")                                    # e.g. "1024K"
+            sizes["L" + read("level")] = int(size[:-1]) * {"K": 2**10, "M": 2**20}[size[-1]]
+    for level in ("2", "3"):                                       # macOS
+        if "L" + level not in sizes and shutil.which("sysctl"):
+            out = subprocess.run(["sysctl", "-n", f"hw.l{level}cachesize"],
+                                 capture_output=True, text=True).stdout.strip()
+            if out.isdigit() and int(out) > 0:
+                sizes["L" + level] = int(out)
+    return sizes
+
+
+def columns_mib(nb, size):
+    """im2col's column matrix for nb images of size x size: (nb*size*size, 9*64) float64."""
+    return nb * size * size * 9 * 64 * 8 / 2**20
+
+
+sweeps = {"batch": [(nb, 32) for nb in (1, 2, 4, 8)],
+          "image size": [(4, size) for size in (8, 16, 32, 64)]}
+sweep_methods = {**{k: m for k, m in convlib.implementations.items() if k != "loops"},
+                 "dispatch": convlib}
+sweep_rng = np.random.default_rng(11)
+sweep_inputs = {point: sweep_rng.standard_normal((point[0], point[1], point[1], 64))
+                for points in sweeps.values() for point in points}
+sweep_times = {axis: {} for axis in sweeps}
+for axis, points in sweeps.items():
+    for name, module in sweep_methods.items():
+        try:
+            sweep_times[axis][name] = [best_time(lambda: module.conv2d(sweep_inputs[point], w,
+                                                                       padding=1), repeats=2)
+                                       for point in points]
+        except NotImplementedError:
+            continue
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+caches = cache_sizes()
+print("caches of this CPU:", ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in caches.items())
+      or "unknown (the OS does not say)")
+for ax, (axis, points) in zip(axes, sweeps.items()):
+    work = np.array([nb * size * size * 9 * 64 * 64 for nb, size in points], float)
+    print(f"\nsweep over {axis}: {points[0]} ... {points[-1]} (images, size)")
+    for name, ts in sweep_times[axis].items():
+        ts = np.array(ts)
+        slope = np.polyfit(np.log(work), np.log(ts), 1)[0]
+        per_mac = ts / work
+        jump = int(np.argmax(per_mac[1:] / per_mac[:-1]))        # the worst step
+        growth = per_mac[jump + 1] / per_mac[jump]
+        (nb0, s0), (nb1, s1) = points[jump], points[jump + 1]
+        where = (f"grew most, x{growth:.2f}, from {nb0}x{s0}x{s0} to {nb1}x{s1}x{s1} (im2col's "
+                 f"columns {columns_mib(nb0, s0):.0f} -> {columns_mib(nb1, s1):.0f} MiB)"
+                 if growth > 1.1 else f"never grew by more than 10% (largest step x{growth:.2f})")
+        print(f"{name:>9}: slope {slope:.2f}; time per multiply-add {where}")
+        ax.loglog(work, ts, "o-", label=name)
+    ax.set(xlabel="multiply-adds", ylabel="forward time (s)", title=f"3x3, 64 -> 64: {axis}")
+    if ax.lines:                 # nothing to label until an implementation exists
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no implementation yet", ha="center", transform=ax.transAxes)
 plt.show()
+
+# %% [markdown]
+# Read the numbers your machine printed. A slope within a few hundredths of 1 is linear;
+# the "grew most" step tells where a method paid for its size. Compare im2col's
+# column matrix at that step with the cache sizes above: a jump where the columns outgrow
+# the last-level cache is the memory pass of the next section. On a busy machine one point
+# can be off — time again before you conclude.
+#
+# <details><summary><b>Answer</b> (open after running)</summary>
+# Where the column matrix outgrows the last-level cache. For 4 images it is 18 MiB at
+# 32×32 and 72 MiB at 64×64 (the cell prints both), so with a last-level cache of a few
+# tens of MiB the step from 32×32 to 64×64 is the candidate. Methods that never build the
+# whole column matrix (`taps`, `tiles`) do not pay for it; whether they pay elsewhere (the
+# tap loop's passes over its output grid grow with the image too) your printed lines say.
+# </details>
+#
+# ## Copies that stay in cache: blocking
+#
+# im2col's copy costs more than its bytes suggest, for two reasons. The column matrix is
+# written to main memory and read back by the product. And it is a *fresh* array on every
+# call: the operating system hands out memory in pages (usually 4 KiB) that it maps and
+# zeroes the first time each one is written, so a new array of tens of MiB costs
+# thousands of page faults before the copy proper. Build the columns of a few output rows
+# at a time instead — a block of about 2 MiB, the size of a typical L2 cache — into one
+# buffer that every block reuses, and multiply each block at once, straight into its rows
+# of the output. The product is the same matrix product cut into row blocks, so the result
+# is the same to rounding; but the columns are written and read while they are still in
+# the cache, and only 2 MiB are ever fresh. This is what `convlib.tiles` does (with one
+# more idea for thin layers, at the end of this notebook). Measure three ways of copying
+# the same columns:
+
+# %% tags=["nbval-ignore-output"]
+x, w, dy, pad, g = data["CNN (8,32,32,64) 3x3 64->64"]
+x_pad = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+windows_view = np.lib.stride_tricks.sliding_window_view(
+    x_pad, (3, 3), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)      # (N, Ho, Wo, KH, KW, C_in)
+full = np.empty(windows_view.shape)
+rows_per_block = max(1, (2 << 20) // (g.out_hw[1] * k * x.itemsize))  # output rows in 2 MiB
+block = np.empty((rows_per_block, *windows_view.shape[2:]))
+
+
+def blocked_copy():
+    for image in range(g.batch):
+        for i in range(0, g.out_hw[0], rows_per_block):
+            part = windows_view[image, i:i + rows_per_block]
+            np.copyto(block[:len(part)], part)
+
+
+copies = {"whole, into a fresh array (im2col)": lambda: np.copyto(np.empty(full.shape), windows_view),
+          "whole, into an existing array": lambda: np.copyto(full, windows_view),
+          "block by block, one reused block": blocked_copy}
+print(f"the column matrix: {full.nbytes / 2**20:.0f} MiB; one block: {block.nbytes / 2**20:.1f} MiB")
+copy_times = {how: best_time(f) for how, f in copies.items()}
+for how, t in copy_times.items():
+    print(f"{how:>38}: {t * 1e3:5.1f} ms = {t / floor:.2f} x the GEMM floor")
+cnn = results["CNN (8,32,32,64) 3x3 64->64"]
+for method in ("im2col", "tiles"):
+    if method in cnn:
+        print(f"{method + ' (copies + product, first table)':>38}: {cnn[method][0] / floor:.2f} x the floor")
+
+# %% [markdown]
+# Compare the first two lines: their difference is the price of fresh memory on your
+# machine. Compare the last two: their difference is what keeping the copy in cache saves.
+# What remains above the floor in `tiles` is the block-wise copy itself (it runs on one
+# core while BLAS uses them all), plus padding the input: no method that copies windows
+# can go below the floor plus its copy; one that copies nothing pays in accumulation passes
+# or thin products instead (the three costs above).
 
 # %% [markdown]
 # ## A worked example: the tap loop at stride 1
@@ -353,8 +485,9 @@ check.taps()
 # **Summary.** Vectorizing buys the speedup over the loops that the first table measured —
 # a far larger factor than the one separating the vectorized methods. Among the
 # vectorized methods, what separates them is memory traffic — copies (im2col), extra
-# accumulation passes (taps) — and how well the matrix products suit BLAS (one fat product
-# beats many thin ones). The GEMM floor tells you how much is left to gain.
+# accumulation passes (taps), and whether a copy stays in cache (tiles' blocks) — and how
+# well the matrix products suit BLAS (one fat product beats many thin ones). The GEMM
+# floor tells you how much is left to gain.
 
 # %% [markdown]
 # ## On your machine: the plan, the roofline, and seed 002's thin layer
