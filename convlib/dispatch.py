@@ -30,7 +30,7 @@ a wrong pick — and everything when measuring is switched off:
 
 * stride 1, fewer than ``TAPS_MIN_CHANNELS`` input channels — :mod:`convlib.tiles`: the
   GEMMs of taps (K = C_in) and im2col (N = C_out) are too thin there; wide output tiles
-  make one fatter GEMM (with C_out >= 64 a tile is one pixel, i.e. im2col).
+  make one fatter GEMM (with C_out >= 64 a tile is one pixel: im2col in cache-sized blocks).
 * stride 1 otherwise — :mod:`convlib.taps` (KH*KW GEMMs on shifted views, no copy of the
   input).
 * stride > 1 — :mod:`convlib.im2col`: its column matrix shrinks with the output, while
