@@ -1,4 +1,5 @@
-"""Random convolution configurations for property tests (hypothesis strategies)."""
+"""Random convolution configurations for property tests (hypothesis strategies), and a
+memory probe for the tests that bound temporaries."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -106,3 +107,14 @@ def pool_cases(draw, symmetric_padding=False, max_dilation=2):
     ties = draw(st.booleans())                  # small integers: windows with tied maxima
     x = (rng.integers(0, 3, shape) if ties else rng.standard_normal(shape)).astype(dtype)
     return op, kwargs, x, rng
+
+
+def peak_bytes(f) -> int:
+    """The most memory (bytes, tracemalloc) that calling ``f()`` held at once."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        f()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

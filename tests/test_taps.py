@@ -1,10 +1,9 @@
 """The tap-loop fast path: what its speed must not cost — memory, dtype, views, inputs."""
-import tracemalloc
 
 import numpy as np
 import pytest
 from hypothesis import given
-from strategies import conv_cases
+from strategies import conv_cases, peak_bytes
 
 import convlib
 from convlib import taps
@@ -42,17 +41,10 @@ def test_no_temporary_larger_than_input_plus_output(stride, dtype):
     (hp, wp), item = g.padded_hw, x.itemsize
     in_plus_out = g.batch * hp * wp * (g.in_channels + g.out_channels) * item
 
-    def peak(f):
-        tracemalloc.start()
-        f()
-        _, top = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        return top
-
-    forward = peak(lambda: taps.conv2d(x, w, stride=stride, padding=1)) - dy.nbytes
-    backward = peak(lambda: taps.conv2d_backward(dy, x, w, stride=stride, padding=1)) \
+    forward = peak_bytes(lambda: taps.conv2d(x, w, stride=stride, padding=1)) - dy.nbytes
+    backward = peak_bytes(lambda: taps.conv2d_backward(dy, x, w, stride=stride, padding=1)) \
         - x.nbytes - w.nbytes - w.shape[3] * item
-    im2col = peak(lambda: convlib.im2col.conv2d(x, w, stride=stride, padding=1)) - dy.nbytes
+    im2col = peak_bytes(lambda: convlib.im2col.conv2d(x, w, stride=stride, padding=1)) - dy.nbytes
     assert forward <= 2 * in_plus_out, (forward, in_plus_out)
     assert backward <= 2 * in_plus_out, (backward, in_plus_out)
     assert im2col > forward                       # what the fast path saves

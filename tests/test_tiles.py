@@ -1,12 +1,11 @@
 """The blocked, tiled im2col fast path: every way of cutting the work into blocks gives
 the loops' answer, and the blocks really bound its memory."""
-import tracemalloc
 from unittest import mock
 
 import numpy as np
 import pytest
 from hypothesis import given
-from strategies import conv_cases, tolerance
+from strategies import conv_cases, peak_bytes, tolerance
 
 import convlib
 from convlib import tiles
@@ -68,16 +67,9 @@ def test_column_blocks_bound_the_memory(stride):
     columns = g.batch * g.out_hw[0] * g.out_hw[1] * 9 * g.in_channels * x.itemsize
     assert columns > 8 * block                               # so that blocking matters
 
-    def peak(f):
-        tracemalloc.start()
-        f()
-        _, top = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        return top
-
     with mock.patch.object(tiles, "BLOCK_BYTES", block):
-        forward = peak(lambda: tiles.conv2d(x, w, stride=stride, padding=1))
-        backward = peak(lambda: tiles.conv2d_backward(dy, x, w, stride=stride, padding=1))
+        forward = peak_bytes(lambda: tiles.conv2d(x, w, stride=stride, padding=1))
+        backward = peak_bytes(lambda: tiles.conv2d_backward(dy, x, w, stride=stride, padding=1))
     # forward: padded input + y + the wide kernel + one block; backward: padded input
     # (twice at stride 1: x's and dy's) + dx (and dx_pad) + kernels + blocks + dw, db
     assert forward <= padded + dy.nbytes + wide + block + small, (forward, columns)
