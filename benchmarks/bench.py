@@ -236,7 +236,21 @@ def bench_shape(name, x_shape, kernel, c_out, stride, padding, dtype, repeats, r
     plan = [str(p) for key, p in convlib.dispatch.plans().items()
             if key[1] == g and key[2] == x.dtype.str]
     return dict(name=name, dtype=np.dtype(dtype).name, mnk=mnk, rows=rows, loops=loops,
-                in_out_bytes=x.nbytes + dy.nbytes, work=layer_work(g, x.itemsize), plan=plan)
+                in_out_bytes=x.nbytes + dy.nbytes, work=layer_work(g, x.itemsize), plan=plan,
+                beside=beside_the_product(x, g, repeats))
+
+
+def beside_the_product(x, g, repeats):
+    """Median times of the forward passes that a method copying windows makes besides its
+    product: padding the input, and copying the columns block by block (convlib.tiles).
+    The floor plus these is what such a method can reach at best."""
+    x_pad, tile = pad(x, g), convlib.tiles.tile_width(g)
+    try:
+        return {"padding the input": median_time(lambda: pad(x, g), repeats),
+                "copying the column blocks": median_time(
+                    lambda: sum(1 for _ in convlib.tiles.column_blocks(x_pad, g, tile)), repeats)}
+    except NotImplementedError:        # the student release: windows() is an exercise
+        return {}
 
 
 def spread(ts):
@@ -265,6 +279,11 @@ def report(result, roof):
         memory = f"{mem / 2**20:>9.1f}" if mem is not None else f"{'':>9}"
         print(f"  {key:<11}{spread(tf):>26}{fwd / floor_f:>8.2f}{100 * bound_f / fwd:>6.0f}%"
               f"{spread(tb):>26}{bwd / floor_b:>8.2f}{100 * bound_b / bwd:>6.0f}%{speedup}{memory}")
+    if result["beside"]:
+        parts = ", ".join(f"{what} {t * 1e3:.2f} ms ({t / floor_f:.2f}x floor)"
+                          for what, t in result["beside"].items())
+        print(f"  beside the product, forward: {parts}; floor + these = "
+              f"{1 + sum(result['beside'].values()) / floor_f:.2f}x floor")
     if result["loops"]:
         f, b = result["loops"]
         print(f"  {'loops':<11}{f * 1e3:>26.0f}{f / floor_f:>8.0f}{100 * bound_f / f:>6.2f}%"

@@ -25,6 +25,9 @@ def test_quick_bench_prints_every_section(tmp_path):
     # the experiments compute the same convolution as im2col, to rounding
     errors = [float(e) for e in re.findall(r"vs im2col: ([\d.e+-]+)", out)]
     assert len(errors) == 14 and max(errors) < 1e-5, errors
+    beside = re.findall(r"^  beside the product, forward: padding the input [\d.]+ ms .*"
+                        r"copying the column blocks [\d.]+ ms .* = ([\d.]+)x floor$", out, re.M)
+    assert beside and all(float(b) >= 1 for b in beside), beside
     for method in ("GEMM floor", "strided", "im2col", "taps", "tiles", "dispatch"):  # both sweeps
         assert len(re.findall(rf"^    {method} +slope -?[\d.]+", out, re.M)) == 2, method
     assert plot.stat().st_size > 10_000
