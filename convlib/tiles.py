@@ -4,9 +4,10 @@ Two ideas make im2col fast; each removes one of its costs.
 
 **1. Blocks that stay in cache.** im2col writes its whole column matrix to memory and the
 GEMM reads it back: for a 3x3, 64->64 layer on 16 images of 32x32 in float32 that is
-16384 x 576 x 4 B = 38 MB each way, a pass over main memory as long as a third of the
-product itself. Build the columns of a few output rows at a time instead, about
-``BLOCK_BYTES`` (one core's L2 cache), and multiply each block at once, straight into its
+16384 x 576 x 4 B = 38 MB, written to a fresh array and read again, on top of the
+product's own work (notebook 10 measures what that costs on your machine). Build the
+columns of a few output rows at a time instead, about ``BLOCK_BYTES`` (the size of an L2
+cache), into one reused buffer, and multiply each block at once, straight into its
 rows of ``y``: the columns are written and read while they are still in cache. The
 product is the same GEMM cut into row blocks, so the result is the same to rounding::
 
@@ -268,15 +269,15 @@ def _input_gradient_scattered(dy_tiles, w, g: ConvGeometry, tile: int):
     hp, wp = g.padded_hw
     dx_pad = np.zeros((g.batch, hp, (blocks + -(-span // group)) * group, g.in_channels),
                       dy_tiles.dtype)
+    k = wide_t.shape[1]
     buffer = None
-    for images, rows in row_blocks(g, blocks * wide_t.shape[1] * dy_tiles.itemsize):
+    for images, rows in row_blocks(g, blocks * k * dy_tiles.itemsize):
         dy_block = dy_tiles[images, rows]
         m, h = dy_block.shape[:2]
+        r = m * h * blocks                                  # GEMM rows of this block
         if buffer is None:                                  # the first block is the largest
-            buffer = np.empty(m * h * blocks * wide_t.shape[1], dy_tiles.dtype)
-        dcols = np.matmul(dy_block.reshape(m * h * blocks, -1), wide_t,
-                          out=buffer[:m * h * blocks * wide_t.shape[1]].reshape(
-                              m * h * blocks, -1))
+            buffer = np.empty(r * k, dy_tiles.dtype)
+        dcols = np.matmul(dy_block.reshape(r, -1), wide_t, out=buffer[:r * k].reshape(r, k))
         dcols = dcols.reshape(m, h, blocks, kh, span, g.in_channels)
         for a in range(kh):
             top = a * dh + rows.start * sh
