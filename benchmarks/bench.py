@@ -237,18 +237,45 @@ def bench_shape(name, x_shape, kernel, c_out, stride, padding, dtype, repeats, r
             if key[1] == g and key[2] == x.dtype.str]
     return dict(name=name, dtype=np.dtype(dtype).name, mnk=mnk, rows=rows, loops=loops,
                 in_out_bytes=x.nbytes + dy.nbytes, work=layer_work(g, x.itemsize), plan=plan,
-                beside=beside_the_product(x, g, repeats))
+                parts=tiles_parts(x, w, dy, g, repeats))
 
 
-def beside_the_product(x, g, repeats):
-    """Median times of the forward passes that a method copying windows makes besides its
-    product: padding the input, and copying the columns block by block (convlib.tiles).
-    The floor plus these is what such a method can reach at best."""
-    x_pad, tile = pad(x, g), convlib.tiles.tile_width(g)
+def tiles_parts(x, w, dy, g, repeats):
+    """convlib.tiles taken apart: median times of its products (each GEMM on its whole,
+    prebuilt column matrix) and of the passes it makes besides them (padding, copying
+    column blocks). Their sum, next to tiles' measured time, says what bounds it: the
+    products alone, or the copies around them."""
+    tiles = convlib.tiles
+
+    def columns_and_kernel(x_pad, kernel, geometry):    # a product without the blocking
+        tile = tiles.tile_width(geometry)
+        view = tiles.tile_windows(x_pad, geometry, tile)     # (N, H_out, B, KH, T_in, C_in)
+        cols = np.ascontiguousarray(view).reshape(-1, math.prod(view.shape[3:]))
+        return cols, tiles._wide_kernel(kernel, geometry, tile)
+
+    def copies(x_pad, geometry):
+        return lambda: sum(1 for _ in tiles.column_blocks(x_pad, geometry,
+                                                          tiles.tile_width(geometry)))
     try:
-        return {"padding the input": median_time(lambda: pad(x, g), repeats),
-                "copying the column blocks": median_time(
-                    lambda: sum(1 for _ in convlib.tiles.column_blocks(x_pad, g, tile)), repeats)}
+        x_pad = pad(x, g)
+        cols, wide = columns_and_kernel(x_pad, w, g)
+        dy_tiles = tiles._tile_rows(dy, g, tiles.tile_width(g)).reshape(len(cols), -1)
+        forward = {"product": median_time(lambda: cols @ wide, repeats),
+                   "padding the input": median_time(lambda: pad(x, g), repeats),
+                   "copying the column blocks": median_time(copies(x_pad, g), repeats)}
+        backward = {"dw product": median_time(lambda: cols.T @ dy_tiles, repeats)}
+        if tiles.dx_by_phases(g):
+            phases = [p for _, p in tiles.sub_pixel_phases(dy, w, g) if p is not None]
+            products = [columns_and_kernel(*phase) for phase in phases]
+            backward[f"dx products ({len(phases)} phases)"] = median_time(
+                lambda: [c @ k for c, k in products], repeats)
+        backward |= {key: forward[key] for key in ("padding the input", "copying the column blocks")}
+        if tiles.dx_by_phases(g):
+            backward["padding dy"] = median_time(
+                lambda: list(tiles.sub_pixel_phases(dy, w, g)), repeats)
+            backward["copying the phases' column blocks"] = median_time(
+                lambda: [copies(part, pg)() for part, _, pg in phases], repeats)
+        return {"forward": forward, "backward": backward}
     except NotImplementedError:        # the student release: windows() is an exercise
         return {}
 
@@ -279,11 +306,12 @@ def report(result, roof):
         memory = f"{mem / 2**20:>9.1f}" if mem is not None else f"{'':>9}"
         print(f"  {key:<11}{spread(tf):>26}{fwd / floor_f:>8.2f}{100 * bound_f / fwd:>6.0f}%"
               f"{spread(tb):>26}{bwd / floor_b:>8.2f}{100 * bound_b / bwd:>6.0f}%{speedup}{memory}")
-    if result["beside"]:
-        parts = ", ".join(f"{what} {t * 1e3:.2f} ms ({t / floor_f:.2f}x floor)"
-                          for what, t in result["beside"].items())
-        print(f"  beside the product, forward: {parts}; floor + these = "
-              f"{1 + sum(result['beside'].values()) / floor_f:.2f}x floor")
+    for direction, floor in (("forward", floor_f), ("backward", floor_b)):
+        parts = result["parts"].get(direction)
+        if parts:
+            print(f"  tiles in parts, {direction}: " + ", ".join(
+                f"{what} {t * 1e3:.2f}" for what, t in parts.items()) +
+                f" ms; sum = {sum(parts.values()) / floor:.2f}x floor")
     if result["loops"]:
         f, b = result["loops"]
         print(f"  {'loops':<11}{f * 1e3:>26.0f}{f / floor_f:>8.0f}{100 * bound_f / f:>6.2f}%"

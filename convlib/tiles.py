@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .shapes import ConvGeometry, crop, pad, prepare, prepare_backward
+from .shapes import ConvGeometry, conv_geometry, crop, pad, prepare, prepare_backward
 from .strided import windows
 
 GEMM_MIN_WIDTH = 64    # tile until the product has at least this many columns...
@@ -140,15 +140,36 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1):
     -> y (N, H_out, W_out, C_out)"""
     x, w, b, g = prepare(x, w, b, stride=stride, padding=padding, dilation=dilation)
     ### BEGIN SOLUTION
+    y = np.empty(g.output_shape, x.dtype)
+    _convolve_into(y, pad(x, g), w, g)
+    if b is not None:
+        y += b
+    return y
+    ### END SOLUTION
+
+
+def _convolve_into(out, x_pad, w, g: ConvGeometry):
+    """out (N, H_out, W_out, C_out), any view, e.g. one sub-pixel phase of dx: the
+    convolution of the padded input x_pad with w.
+
+    Each block is multiplied straight into its rows of ``out`` when they are contiguous
+    (and the tiles end at W_out); otherwise into a small buffer that is copied into them
+    while it is still in cache.
+    """
     tile = tile_width(g)
     _, blocks, _ = _layout(g, tile)
     wide = _wide_kernel(w, g, tile)
-    y = np.empty((g.batch, g.out_hw[0], blocks * tile, g.out_channels), x.dtype)
-    for images, rows, cols in column_blocks(pad(x, g), g, tile):
-        np.matmul(cols, wide, out=y[images, rows].reshape(len(cols), -1))
-    y = y[:, :, :g.out_hw[1]]                  # the last tile may reach past W_out
-    return y + b if b is not None else np.ascontiguousarray(y)
-    ### END SOLUTION
+    direct = out.flags.c_contiguous and blocks * tile == g.out_hw[1]
+    buffer = None
+    for images, rows, cols in column_blocks(x_pad, g, tile):
+        target = out[images, rows]
+        if direct:
+            np.matmul(cols, wide, out=target.reshape(len(cols), -1))
+            continue
+        if buffer is None:                     # the first block is the largest
+            buffer = np.empty(len(cols) * wide.shape[1], out.dtype)
+        y = np.matmul(cols, wide, out=buffer[:len(cols) * wide.shape[1]].reshape(len(cols), -1))
+        target[...] = y.reshape(*target.shape[:2], -1, g.out_channels)[:, :, :g.out_hw[1]]
 
 
 def conv2d_backward(dy, x, w, *, stride=1, padding=0, dilation=1):
@@ -158,12 +179,17 @@ def conv2d_backward(dy, x, w, *, stride=1, padding=0, dilation=1):
     ### BEGIN SOLUTION
     tile = tile_width(g)
     dy_tiles = _tile_rows(dy, g, tile)
-    # the phases multiply dy's zero padding too: worth it only when that padding is thin
-    in_pixels, out_pixels = (g.in_hw[0] * g.in_hw[1], g.out_hw[0] * g.out_hw[1])
-    dx = (_input_gradient(dy, w, g) if in_pixels <= 1.25 * out_pixels * g.stride[0] * g.stride[1]
+    dx = (_input_gradient(dy, w, g) if dx_by_phases(g)
           else _input_gradient_scattered(dy_tiles, w, g, tile))
     return dx, _weight_gradient(dy_tiles, x, w, g, tile), dy.sum(axis=(0, 1, 2))
     ### END SOLUTION
+
+
+def dx_by_phases(g: ConvGeometry) -> bool:
+    """True where dx is computed by sub-pixel phases, False where by col2im. The phases
+    multiply dy's zero padding too: worth it only when that padding is thin."""
+    in_pixels, out_pixels = (g.in_hw[0] * g.in_hw[1], g.out_hw[0] * g.out_hw[1])
+    return in_pixels <= 1.25 * out_pixels * g.stride[0] * g.stride[1]
 
 
 def _tile_rows(dy, g: ConvGeometry, tile: int):
@@ -220,40 +246,50 @@ def _input_gradient(dy, w, g: ConvGeometry):
     Input pixel (h, w) with h = v*sh + r, w = u*sw + t belongs to phase (r, t); only the
     taps whose offset matches the phase reach it, so each phase is a *stride-1*
     convolution of dy with a sub-kernel (rotated 180 degrees, channel axes swapped), run
-    block by block by :func:`conv2d`. Together the phases do exactly the multiply-adds of
-    dy @ w.T — none of the zeros of a dilated dy — and add nothing back like col2im does.
+    block by block like :func:`conv2d` and written straight into its pixels of dx.
+    Together the phases do exactly the multiply-adds of dy @ w.T — none of the zeros of
+    a dilated dy — and add nothing back like col2im does.
     At stride 1 there is one phase: dy padded by the effective kernel size - 1 - the
     forward padding, convolved with the whole rotated kernel (notebook 08's recipe).
+    """
+    sh, sw = g.stride
+    dx = np.empty(g.input_shape, dy.dtype)
+    for (r, t), problem in sub_pixel_phases(dy, w, g):
+        target = dx[:, r::sh, t::sw]            # a view: the phase is written straight in
+        if problem is None:                                # no tap reaches this phase
+            target[...] = 0
+        else:
+            _convolve_into(target, *problem)
+    return dx
+
+
+def sub_pixel_phases(dy, w, g: ConvGeometry):
+    """Yield ``((r, t), problem)`` for each phase of dx that has pixels: problem is
+    ``(dy_part, kernel, geometry)``, the stride-1 convolution that computes the phase
+    (dy_part a view of dy padded once for all phases), or None where no tap reaches it.
     """
     (sh, sw), (ho, wo) = g.stride, g.out_hw
     phases = {(r, t): [_phase_axis(k, s, d, lo, n, m, q) for k, s, d, (lo, _), n, m, q in
                        zip(g.kernel_hw, g.stride, g.dilation, g.pads, g.in_hw, (ho, wo), (r, t))]
-              for r in range(sh) for t in range(sw)}
+              for r in range(min(sh, g.in_hw[0])) for t in range(min(sw, g.in_hw[1]))}
     # pad dy once, as much as any phase needs; each phase then reads a view of it
     reached = [p for p in phases.values() if None not in p]
     pads = [tuple(max([0] + [p[axis][2][side] for p in reached]) for side in (0, 1))
             for axis in (0, 1)]
     dy_pad = np.pad(dy, ((0, 0), *pads, (0, 0))) if any(map(any, pads)) else dy
     (above, _), (left_of, _) = pads
-    dx = np.empty(g.input_shape, dy.dtype)
     for (r, t), phase in phases.items():
-        target = dx[:, r::sh, t::sw]
-        if target.size == 0:
-            continue
-        if None in phase:                                  # no tap reaches this phase
-            target[...] = 0
+        if None in phase:
+            yield (r, t), None
             continue
         (rows, dil_h, (top, bottom)), (cols, dil_w, (left, right)) = phase
         part = dy_pad[:, above - top:above + ho + bottom, left_of - left:left_of + wo + right]
         if part.shape[1] <= 0 or part.shape[2] <= 0:      # every tap reads past dy
-            target[...] = 0
+            yield (r, t), None
             continue
         kernel = w[np.ix_(rows, cols)].transpose(0, 1, 3, 2)     # (kh', kw', C_out, C_in)
-        y = conv2d(part, kernel, dilation=(dil_h, dil_w))
-        if (sh, sw) == (1, 1):
-            return y                        # the only phase is dx itself: no copy
-        target[...] = y
-    return dx
+        yield (r, t), (part, kernel, conv_geometry(part.shape, kernel.shape,
+                                                   dilation=(dil_h, dil_w)))
 
 
 def _input_gradient_scattered(dy_tiles, w, g: ConvGeometry, tile: int):

@@ -25,9 +25,14 @@ def test_quick_bench_prints_every_section(tmp_path):
     # the experiments compute the same convolution as im2col, to rounding
     errors = [float(e) for e in re.findall(r"vs im2col: ([\d.e+-]+)", out)]
     assert len(errors) == 14 and max(errors) < 1e-5, errors
-    beside = re.findall(r"^  beside the product, forward: padding the input [\d.]+ ms .*"
-                        r"copying the column blocks [\d.]+ ms .* = ([\d.]+)x floor$", out, re.M)
-    assert beside and all(float(b) >= 1 for b in beside), beside
+    # tiles taken apart, per layer and direction: products and copies, summed
+    for direction, first in (("forward", "product"), ("backward", "dw product")):
+        sums = re.findall(rf"^  tiles in parts, {direction}: {first} [\d.]+, .*"
+                          rf"copying the column blocks [\d.]+.* ms; sum = ([\d.]+)x floor$",
+                          out, re.M)
+        assert len(sums) == 4 and all(float(s) > 0 for s in sums), (direction, sums)
+    assert len(re.findall(r"dx products \(4 phases\) [\d.]+, .*copying the phases' column "
+                          r"blocks [\d.]+ ms", out)) == 2                  # the stride-2 layer
     for method in ("GEMM floor", "strided", "im2col", "taps", "tiles", "dispatch"):  # both sweeps
         assert len(re.findall(rf"^    {method} +slope -?[\d.]+", out, re.M)) == 2, method
     assert plot.stat().st_size > 10_000
