@@ -241,37 +241,46 @@ def bench_shape(name, x_shape, kernel, c_out, stride, padding, dtype, repeats, r
 
 
 def tiles_parts(x, w, dy, g, repeats):
-    """convlib.tiles taken apart: median times of its products (each GEMM on its whole,
-    prebuilt column matrix) and of the passes it makes besides them (padding, copying
-    column blocks). Their sum, next to tiles' measured time, says what bounds it: the
-    products alone, or the copies around them."""
+    """convlib.tiles taken apart: median times of its products (the same GEMM calls, one
+    per block, on column blocks built beforehand) and of the passes it makes besides them
+    (padding, copying column blocks). Their sum, next to tiles' measured time, says what
+    bounds it: the products themselves, or the copies around them."""
     tiles = convlib.tiles
 
-    def columns_and_kernel(x_pad, kernel, geometry):    # a product without the blocking
+    def blocked_product(x_pad, kernel, geometry):
+        """tiles' forward GEMMs for this geometry, on prebuilt blocks: (a timed call, the
+        block row ranges, the whole column matrix)."""
         tile = tiles.tile_width(geometry)
         view = tiles.tile_windows(x_pad, geometry, tile)     # (N, H_out, B, KH, T_in, C_in)
         cols = np.ascontiguousarray(view).reshape(-1, math.prod(view.shape[3:]))
-        return cols, tiles._wide_kernel(kernel, geometry, tile)
+        wide = tiles._wide_kernel(kernel, geometry, tile)
+        ho, per_row = geometry.out_hw[0], view.shape[2]      # GEMM rows per output row
+        ranges = [slice((images.start * ho + rows.start) * per_row,
+                        ((images.stop - 1) * ho + rows.stop) * per_row)
+                  for images, rows in tiles.row_blocks(geometry, cols[0].nbytes * per_row)]
+        out = np.empty((len(cols), wide.shape[1]), cols.dtype)
+        return (lambda: [np.matmul(cols[r], wide, out=out[r]) for r in ranges]), ranges, cols
 
     def copies(x_pad, geometry):
         return lambda: sum(1 for _ in tiles.column_blocks(x_pad, geometry,
                                                           tiles.tile_width(geometry)))
     try:
         x_pad = pad(x, g)
-        cols, wide = columns_and_kernel(x_pad, w, g)
+        product, ranges, cols = blocked_product(x_pad, w, g)
         dy_tiles = tiles._tile_rows(dy, g, tiles.tile_width(g)).reshape(len(cols), -1)
-        forward = {"product": median_time(lambda: cols @ wide, repeats),
+        forward = {"product": median_time(product, repeats),
                    "padding the input": median_time(lambda: pad(x, g), repeats),
                    "copying the column blocks": median_time(copies(x_pad, g), repeats)}
         # dw needs x's columns like the forward pass; dx (by phases) copies dy's windows
-        backward = {"dw product": median_time(lambda: cols.T @ dy_tiles, repeats)}
+        backward = {"dw product": median_time(
+            lambda: sum(cols[r].T @ dy_tiles[r] for r in ranges), repeats)}
         copies_of_x = {key: forward[key] for key in ("padding the input",
                                                       "copying the column blocks")}
         if tiles.dx_by_phases(g):
             phases = [p for _, p in tiles.sub_pixel_phases(dy, w, g) if p is not None]
-            products = [columns_and_kernel(*phase) for phase in phases]
+            products = [blocked_product(*phase)[0] for phase in phases]
             backward[f"dx products ({len(phases)} phases)"] = median_time(
-                lambda: [c @ k for c, k in products], repeats)
+                lambda: [p() for p in products], repeats)
             backward.update(copies_of_x)
             backward["padding dy"] = median_time(
                 lambda: list(tiles.sub_pixel_phases(dy, w, g)), repeats)
