@@ -265,12 +265,12 @@ def tiles_parts(x, w, dy, g, repeats):
         return lambda: sum(1 for _ in tiles.column_blocks(x_pad, geometry,
                                                           tiles.tile_width(geometry)))
     try:
-        x_pad = pad(x, g)
-        product, ranges, cols = blocked_product(x_pad, w, g)
+        padded = pad(x, g)
+        product, ranges, cols = blocked_product(padded, w, g)
         dy_tiles = tiles._tile_rows(dy, g, tiles.tile_width(g)).reshape(len(cols), -1)
         forward = {"product": median_time(product, repeats),
                    "padding the input": median_time(lambda: pad(x, g), repeats),
-                   "copying the column blocks": median_time(copies(x_pad, g), repeats)}
+                   "copying the column blocks": median_time(copies(padded, g), repeats)}
         # dw needs x's columns like the forward pass; dx (by phases) copies dy's windows
         backward = {"dw product": median_time(
             lambda: sum(cols[r].T @ dy_tiles[r] for r in ranges), repeats)}

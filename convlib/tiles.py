@@ -50,8 +50,9 @@ each tile's diagonal of ``dwide`` is one copy of dw. dx is the transposed convol
 notebook 08, split into its s*s *sub-pixel phases*: input pixel (h, w) with
 h = v*sh + r, w = u*sw + t is reached only by the taps whose offset matches (r, t), so
 each phase is a stride-1 convolution of dy with a sub-kernel (rotated 180 degrees,
-channel axes swapped), which :func:`conv2d` runs block by block — exactly the
-multiply-adds of ``dy @ w.T``, no zeros of a dilated dy, nothing scattered back. At
+channel axes swapped), run block by block like the forward pass, each block written
+straight into its pixels of dx — exactly the multiply-adds of ``dy @ w.T``, no zeros
+of a dilated dy, nothing scattered back. At
 stride 1 there is one phase, the whole rotated kernel. Those convolutions also multiply
 dy's zero padding, so where it is wide (a 'valid' layer on a small image) dx is computed
 the col2im way instead: ``dcols = dy_tiles @ wide.T`` per block, added back a group of
