@@ -27,23 +27,23 @@ pixels of one image row instead of one, and the product gets T times wider::
     y     = cols @ wide                         (N*H_out*B, T*C_out) -> (N, H_out, W_out, C_out)
 
 ``wide[a, p*sw + b*dw, :, p, :] = w[a, b]`` and zero elsewhere. The zeros cost flops: the
-product does T_in/KW times im2col's multiply-adds (2.4x for seed 002 with T = 8). But the
-column matrix shrinks to T_in/(T*KW) of im2col's (0.3x), and a wide GEMM runs so much
+product does T_in/KW times im2col's multiply-adds (1.8x for seed 002, where T = 5). But the
+column matrix shrinks to T_in/(T*KW) of im2col's (0.36x), and a wide GEMM runs so much
 closer to peak that on thin layers the trade can win; ``make bench`` measures it, and the
 measured dispatch (:mod:`convlib.dispatch`) picks this rung only where it does.
 With T = 1 (C_out >= 64) this *is* im2col, in blocks.
 
 >>> import numpy as np
 >>> from convlib.shapes import conv_geometry
->>> x, w = np.ones((1, 4, 7, 1)), np.ones((3, 3, 1, 2))
+>>> x, w = np.ones((1, 4, 12, 1)), np.ones((3, 3, 1, 2))
 >>> g = conv_geometry(x.shape, w.shape)
->>> tile_width(g), g.out_hw                  # T = ceil(64 / C_out), at most 8
-(8, (2, 5))
->>> tile_windows(x, g, 8).shape              # (N, H_out, B, KH, T_in, C_in), a view
-(1, 2, 1, 3, 10, 1)
+>>> tile_width(g), g.out_hw                  # ceil(64 / C_out) = 32 -> 8 -> 5 divides 10
+(5, (2, 10))
+>>> tile_windows(x, g, 5).shape              # (N, H_out, B, KH, T_in, C_in), a view
+(1, 2, 2, 3, 7, 1)
 >>> conv2d(x, w)[0, :, :, 0]                 # 9 ones under every window
-array([[9., 9., 9., 9., 9.],
-       [9., 9., 9., 9., 9.]])
+array([[9., 9., 9., 9., 9., 9., 9., 9., 9., 9.],
+       [9., 9., 9., 9., 9., 9., 9., 9., 9., 9.]])
 
 **Backward**, block by block as well: ``dwide += cols.T @ dy_tiles`` over the blocks, and
 each tile's diagonal of ``dwide`` is one copy of dw. dx is the transposed convolution of
@@ -71,8 +71,16 @@ BLOCK_BYTES = 2 << 20  # column block: about an L2 cache (1-2 MiB per core on mo
 
 
 def tile_width(g: ConvGeometry) -> int:
-    """T: output pixels per GEMM row, the smallest with T*C_out >= GEMM_MIN_WIDTH."""
-    return max(1, min(MAX_TILE, -(-GEMM_MIN_WIDTH // g.out_channels)))
+    """T: output pixels per GEMM row. The smallest with T*C_out >= GEMM_MIN_WIDTH (at most
+    MAX_TILE and W_out), or down to half of it if that divides W_out.
+
+    Why prefer a divisor: tiles that end exactly at W_out need no zero columns past the
+    input, no zero-padded copy of dy and no buffer between a block and its output rows
+    (seed 002's layer, W_out = 100: T = 5 instead of 7 forward and 8 for dx).
+    """
+    widest = max(1, min(MAX_TILE, -(-GEMM_MIN_WIDTH // g.out_channels), g.out_hw[1]))
+    exact = [t for t in range(widest, (widest - 1) // 2, -1) if g.out_hw[1] % t == 0]
+    return exact[0] if exact else widest
 
 
 def _layout(g: ConvGeometry, tile: int):

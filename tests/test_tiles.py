@@ -5,6 +5,7 @@ from unittest import mock
 import numpy as np
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 from strategies import conv_cases, peak_bytes, tolerance
 
 import convlib
@@ -39,6 +40,29 @@ def test_both_ways_to_dx_match_the_loops(case):
                tiles._input_gradient_scattered(tiles._tile_rows(dy, g, tile), w, g, tile)):
         assert dx.shape == want.shape and dx.dtype == case.x.dtype
         np.testing.assert_allclose(dx, want, **tolerance(case.x.dtype))
+
+
+@given(width=st.integers(1, 300), channels=st.integers(1, 200))
+def test_tiles_end_at_the_row_end_when_a_wide_enough_tile_can(width, channels):
+    """T*C_out stays at least half the GEMM width the rule aims at, T never exceeds the
+    row, and where a T of at least half the widest divides W_out, the tiles end exactly at
+    W_out: then neither x nor dy gets a zero-padded copy for the tiles."""
+    g = convlib.shapes.conv_geometry((1, 3, width + 2, 1), (3, 3, 1, channels))
+    tile = tiles.tile_width(g)
+    widest = min(tiles.MAX_TILE, -(-tiles.GEMM_MIN_WIDTH // channels), width)
+    assert 1 <= tile <= widest and 2 * tile >= widest
+    if any(width % t == 0 for t in range(-(-widest // 2), widest + 1)):
+        assert width % tile == 0
+        dy = np.ones(g.output_shape)
+        assert tiles._tile_rows(dy, g, tile) is dy
+
+
+def test_seed_002s_tiles_fit_its_rows():
+    """Seed 002's layer (W_out = 100): 5-pixel tiles forward (C_out = 10) and for dx's
+    convolution (C_out = 3), not 7 and 8, which overrun the row."""
+    g = convlib.shapes.conv_geometry((10, 100, 100, 3), (5, 5, 3, 10), padding=2)
+    dx_g = convlib.shapes.conv_geometry((10, 104, 104, 10), (5, 5, 10, 3))
+    assert (tiles.tile_width(g), tiles.tile_width(dx_g)) == (5, 5)
 
 
 def test_blocks_cover_every_output_row_once():
