@@ -14,7 +14,8 @@ It prints, in this order:
 * **layers** — per layer, dtype and method (and PyTorch if installed): the median forward
   and backward time of interleaved repeats with their min-max spread, the ratio to the
   **GEMM floor** (a bare matrix product of the im2col GEMM's (M, K, N); backward: its two
-  GEMMs dW = cols.T @ dy and dcols = dy @ w.T), ``% roof``, the speedup over the loops and
+  GEMMs dW = cols.T @ dy, in the faster of its two orientations, and dcols = dy @ w.T),
+  ``% roof``, the speedup over the loops and
   the peak extra memory (tracemalloc) of a forward+backward.
 * **seed 002 experiments** — other layouts for seed 002's skinny layer (numpy.fft; wide
   output tiles that make the GEMM fatter; the transposed GEMM), checked against im2col.
@@ -193,15 +194,21 @@ def layer_data(x_shape, kernel, c_out, stride, padding, dtype, rng):
 
 
 def gemm_floor(g, dtype, rng):
+    """((M, K, N), (forward, backward), dW's way): im2col's products on prebuilt operands. dW's
+    product is taken the way that is faster here, cols.T @ dy or (dy.T @ cols).T (the same
+    multiply-adds; BLAS libraries differ in which they do faster), so that it is a floor."""
     m, k, n = (g.batch * g.out_hw[0] * g.out_hw[1], math.prod(g.kernel_hw) * g.in_channels,
                g.out_channels)
     cols, w2d, dy2d = (rng.standard_normal(s).astype(dtype) for s in ((m, k), (k, n), (m, n)))
-    return (m, k, n), (lambda: cols @ w2d, lambda: (cols.T @ dy2d, dy2d @ w2d.T))
+    ways = {"cols.T @ dy": lambda: cols.T @ dy2d, "(dy.T @ cols).T": lambda: dy2d.T @ cols}
+    faster = min(ways, key=lambda way: best_of(ways[way], 3))
+    dw = ways[faster]
+    return (m, k, n), (lambda: cols @ w2d, lambda: (dw(), dy2d @ w2d.T)), faster
 
 
 def bench_shape(name, x_shape, kernel, c_out, stride, padding, dtype, repeats, rng, with_loops):
     x, w, dy, g = layer_data(x_shape, kernel, c_out, stride, padding, dtype, rng)
-    mnk, floor = gemm_floor(g, dtype, rng)
+    mnk, floor, dw_way = gemm_floor(g, dtype, rng)
     methods = METHODS + (["torch"] if importlib.util.find_spec("torch") else [])
     fns = {"GEMM floor": floor}
     for meth in methods:
@@ -235,7 +242,8 @@ def bench_shape(name, x_shape, kernel, c_out, stride, padding, dtype, repeats, r
     # the plans dispatch measured for this layer (signature: direction, geometry, dtype)
     plan = [str(p) for key, p in convlib.dispatch.plans().items()
             if key[1] == g and key[2] == x.dtype.str]
-    return dict(name=name, dtype=np.dtype(dtype).name, mnk=mnk, rows=rows, loops=loops,
+    return dict(name=name, dtype=np.dtype(dtype).name, mnk=mnk, dw_way=dw_way,
+                rows=rows, loops=loops,
                 in_out_bytes=x.nbytes + dy.nbytes, work=layer_work(g, x.itemsize), plan=plan,
                 parts=tiles_parts(x, w, dy, g, repeats))
 
@@ -273,7 +281,7 @@ def tiles_parts(x, w, dy, g, repeats):
                    "copying the column blocks": median_time(copies(padded, g), repeats)}
         # dw needs x's columns like the forward pass; dx (by phases) copies dy's windows
         backward = {"dw product": median_time(
-            lambda: sum(cols[r].T @ dy_tiles[r] for r in ranges), repeats),
+            lambda: sum(dy_tiles[r].T @ cols[r] for r in ranges), repeats),
             **{key: forward[key] for key in ("padding the input", "copying the column blocks")}}
         if tiles.dx_by_phases(g):                # col2im's dx is not taken apart here
             phases = [p for _, p in tiles.sub_pixel_phases(dy, w, g) if p is not None]
@@ -299,7 +307,8 @@ def report(result, roof):
     m, k, n = result["mnk"]
     (flops_f, bytes_f), (flops_b, bytes_b) = result["work"]["forward"], result["work"]["backward"]
     print(f"\n{result['name']}  [{result['dtype']}]  GEMM (M, K, N) = ({m}, {k}, {n}); "
-          f"input + output = {result['in_out_bytes'] / 2**20:.1f} MiB")
+          f"input + output = {result['in_out_bytes'] / 2**20:.1f} MiB; "
+          f"the floor's dW product: {result['dw_way']} (the faster here)")
     print(f"  roofline: forward {flops_f / bytes_f:.1f} flop/byte -> bound {bound_f * 1e3:.2f} ms "
           f"({'compute' if flops_f / roof['peak'] >= bytes_f / roof['bandwidth'] else 'memory'}); "
           f"backward {flops_b / bytes_b:.1f} flop/byte -> bound {bound_b * 1e3:.2f} ms")
@@ -375,7 +384,7 @@ def transposed_im2col_conv2d(x, w, padding):
 def experiments(shape, dtype, repeats, rng):
     name, x_shape, kernel, c_out, stride, padding = shape
     x, w, _, g = layer_data(x_shape, kernel, c_out, stride, padding, dtype, rng)
-    _, (floor, _) = gemm_floor(g, dtype, rng)
+    _, (floor, _), _ = gemm_floor(g, dtype, rng)
     try:
         reference = convlib.im2col.conv2d(x, w, padding=padding)
     except NotImplementedError:        # the student release before exercise 05

@@ -120,6 +120,24 @@ class CaseVerdict:
     @property
     def reason(self) -> str:
         """What went wrong, without the case's name."""
+        return " — ".join(part for part in (self.head, self.explanation) if part)
+
+    @property
+    def head(self) -> str:
+        """Which outputs failed ("dx ✓  dw ✗ (rel 1e+00)"), or by how much."""
+        if self.raised:
+            return ""
+        failed = [v for v in self.outputs if not v.ok]
+        if len(self.outputs) > 1:
+            return "  ".join(v.mark() for v in self.outputs)
+        if failed and failed[0].problem == "values":
+            return (f"max rel error {failed[0].error:.1e}" if failed[0].error is not None
+                    else "wrong values")
+        return ""
+
+    @property
+    def explanation(self) -> str:
+        """Why, in words: the crash, what differs, the named mistake, a changed input."""
         if self.raised:
             return self.raised
         notes = [(f"{v.output}: " if len(self.outputs) > 1 else "") + v.message
@@ -127,22 +145,35 @@ class CaseVerdict:
         if self.modified:
             notes.append(f"modified its input {', '.join(self.modified)} (work on a copy: "
                          "the caller's arrays must not change)")
-        failed = [v for v in self.outputs if not v.ok]
-        if len(self.outputs) > 1:
-            head = "  ".join(v.mark() for v in self.outputs)
-        elif failed and failed[0].problem == "values":
-            head = f"max rel error {failed[0].error:.1e}" if failed[0].error is not None \
-                else "wrong values"
-        else:
-            head = ""
-        return " — ".join(part for part in (head, "; ".join(notes)) if part)
+        return "; ".join(notes)
 
-    def line(self) -> str:
+    def line(self, said_above: bool = False) -> str:
+        """'✓ case (max rel error ...)' or '✗ case: reason'; with ``said_above``, the
+        explanation is replaced by a pointer to the line that gave it."""
         if self.ok:
             errors = [v.error for v in self.outputs if v.error is not None]
             return f"✓ {self.case.name}" + (f"  (max rel error {max(errors):.1e})"
                                             if errors else "")
+        if said_above:
+            return f"✗ {self.case.name}: " + " — ".join(
+                part for part in (self.head, "the same as above") if part)
         return f"✗ {self.case.name}: {self.reason}"
+
+
+def case_lines(verdicts: list) -> list:
+    """The report's lines for one exercise, each explanation said once: when every case
+    fails for the same reason, one line for all; else one line per case, where a case
+    that fails like an earlier one points up to it instead of repeating it."""
+    reasons = {v.reason for v in verdicts}
+    if verdicts and not any(v.ok for v in verdicts) and len(reasons) == 1:
+        return [f"✗ all {len(verdicts)} cases: {reasons.pop()}"]
+    lines, said = [], set()
+    for v in verdicts:
+        repeated = not v.ok and v.explanation in said
+        lines.append(v.line(said_above=repeated))
+        if not v.ok and v.explanation:
+            said.add(v.explanation)
+    return lines
 
 
 def compare(got, want, bugs: dict, case, output: str) -> Verdict:
@@ -319,8 +350,9 @@ def run(exercise_name: str, path=DATA, show_traceback: bool = False) -> dict:
         else:
             modified = [k for k, a in originals.items() if not np.array_equal(case.arrays[k], a)]
             verdict = judge(ex, case, dict(zip(ex.outputs, outputs)), expected, bugs, modified)
-        print("  " + verdict.line())
         verdicts.append(verdict)
+    for line in case_lines(verdicts):
+        print("  " + line)
     passed = sum(v.ok for v in verdicts)
     if passed == len(cases):
         print(f"All {len(cases)} cases pass.")

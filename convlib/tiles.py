@@ -212,21 +212,26 @@ def _tile_rows(dy, g: ConvGeometry, tile: int):
 
 
 def _weight_gradient(dy_tiles, x, w, g: ConvGeometry, tile: int):
-    """dw: ``dwide = sum over blocks of cols.T @ dy_tiles``, then each tile's diagonal."""
+    """dw: ``dwide.T = sum over blocks of dy_tiles.T @ cols``, then each tile's diagonal.
+
+    The product is taken as (T*C_out, rows) @ (rows, K), not cols.T @ dy: the same
+    multiply-adds, but BLAS writes the wide (C_out, K) result row by row, which
+    ``make bench`` measured up to a third faster on OpenBLAS in float64.
+    """
     span, _, _ = _layout(g, tile)
     (kh, kw), sw, dw_ = g.kernel_hw, g.stride[1], g.dilation[1]
     dwide = part = None
     for images, rows, cols in column_blocks(pad(x, g), g, tile):
         dy_block = dy_tiles[images, rows].reshape(len(cols), -1)
         if dwide is None:
-            dwide = cols.T @ dy_block
+            dwide = dy_block.T @ cols                      # (T*C_out, KH*T_in*C_in)
             part = np.empty_like(dwide)
         else:
-            dwide += np.matmul(cols.T, dy_block, out=part)
-    dwide = dwide.reshape(kh, span, g.in_channels, tile, g.out_channels)
+            dwide += np.matmul(dy_block.T, cols, out=part)
+    dwide = dwide.reshape(tile, g.out_channels, kh, span, g.in_channels)
     dw = np.zeros_like(w)
     for p in range(tile):                                  # each tile's diagonal is one dw
-        dw += dwide[:, p * sw:p * sw + (kw - 1) * dw_ + 1:dw_, :, p, :]
+        dw += dwide[p, :, :, p * sw:p * sw + (kw - 1) * dw_ + 1:dw_].transpose(1, 2, 3, 0)
     return dw
 
 

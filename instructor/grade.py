@@ -165,11 +165,7 @@ class HiddenTests:
                                       *self.answers[name, k], modified)
             verdicts.append(verdict)
         result.earned = self.earned(name, sum(v.ok for v in verdicts))
-        reasons = {v.reason for v in verdicts}
-        if not any(v.ok for v in verdicts) and len(reasons) == 1:   # one message, not seven
-            result.lines = [f"✗ all {len(cases)} cases: {reasons.pop()}"]
-        else:
-            result.lines = [v.line() for v in verdicts]
+        result.lines = check.case_lines(verdicts)          # the check's own lines
         hint = check.failure_hint(verdicts)
         if hint:
             result.lines.append(f"hint: {hint}")

@@ -25,6 +25,9 @@ def test_quick_bench_prints_every_section(tmp_path):
     # the experiments compute the same convolution as im2col, to rounding
     errors = [float(e) for e in re.findall(r"vs im2col: ([\d.e+-]+)", out)]
     assert len(errors) == 14 and max(errors) < 1e-5, errors
+    # per layer, the way dW's floor product was faster here (one of the two it times)
+    ways = re.findall(r"the floor's dW product: (.+) \(the faster here\)$", out, re.M)
+    assert len(ways) == 4 and set(ways) <= {"cols.T @ dy", "(dy.T @ cols).T"}, ways
     # tiles taken apart, per layer and direction: products and copies, summed
     for direction, first in (("forward", "product"), ("backward", "dw product")):
         sums = re.findall(rf"^  tiles in parts, {direction}: {first} [\d.]+, .*"

@@ -1,5 +1,6 @@
 """The exercise checks: right answers pass, stubs are 'not implemented yet', classic bugs
 are named — and the stored expected data is what the reference solution produces now."""
+import re
 import types
 from pathlib import Path
 from unittest import mock
@@ -302,6 +303,30 @@ def test_mistakes_in_the_source_are_named_without_a_misleading_hint(bug, capsys)
     else:
         assert hint in out, out
     assert "x.strides" not in out or "Fortran" in bug, out
+
+
+def test_a_reason_shared_by_failing_cases_is_said_once(capsys):
+    """Every case fails with the same named mistake but its own error size: the mistake is
+    named on the first line, the others keep their error and point up to it."""
+    exercise, module, old, new, words, _ = SOURCE_BUGS["one-axis rotation"]
+    with mock.patch.object(check.MODULES, "strided", _patched(module, old, new)):
+        summary = check.run(exercise)
+    failed = [line for line in capsys.readouterr().out.splitlines() if "✗" in line]
+    assert summary["passed"] == 0 and len(failed) == summary["total"] > 2, failed
+    assert words in failed[0] and "the same as above" not in failed[0], failed
+    for line in failed[1:]:
+        assert words not in line and re.search(r"max rel error \S+ — the same as above$",
+                                               line), line
+
+
+def test_one_line_when_every_case_fails_for_the_same_reason(capsys):
+    _, module, old, new, _, _ = SOURCE_BUGS["rotated in place"]
+    bad = _patched(module, old, new)
+    with mock.patch.object(check.MODULES, "strided", bad):
+        summary = check.run("input_gradient")
+    failed = [line for line in capsys.readouterr().out.splitlines() if "✗" in line]
+    assert failed == [f"  ✗ all {summary['total']} cases: modified its input w (work on a copy: "
+                      "the caller's arrays must not change)"], failed
 
 
 def test_no_error_size_on_shape_dtype_or_flag_failures(capsys):

@@ -41,7 +41,9 @@
 # non-contiguous input, padding 0 with a non-square kernel, asymmetric padding, dilation —
 # so that when only some fail, the odd one out says where to look. It compares with stored
 # expected results — made by the reference solution,
-# which is itself tested against PyTorch — and prints one line per case: `✓` when it agrees, `✗` with a likely diagnosis when it does not, or a hint that
+# which is itself tested against PyTorch — and prints one line per case: `✓` when it
+# agrees, `✗` with a likely diagnosis when it does not (said once: a case that fails like
+# one above points up to it, and when all fail alike, one line says so), or a hint that
 # the function is not implemented yet. Edit the file, save, re-run the check cell: the
 # notebooks load `%autoreload`, so you never need to restart the kernel.
 #
