@@ -283,6 +283,7 @@ def tiles_parts(x, w, dy, g, repeats):
         backward = {"dw product": median_time(
             lambda: sum(dy_tiles[r].T @ cols[r] for r in ranges), repeats),
             **{key: forward[key] for key in ("padding the input", "copying the column blocks")}}
+        backward["summing dy for db"] = median_time(lambda: tiles._bias_gradient(dy), repeats)
         if tiles.dx_by_phases(g):                # col2im's dx is not taken apart here
             phases = [p for _, p in tiles.sub_pixel_phases(dy, w, g) if p is not None]
             products = [blocked_product(*phase)[0] for phase in phases]
