@@ -220,12 +220,19 @@ def bench_shape(name, x_shape, kernel, c_out, stride, padding, dtype, repeats, r
             continue
         fns[meth] = (fwd, bwd)
     floor[0](), floor[1]()
+    parts = tiles_parts(x, w, dy, g) if "tiles" in fns else {}
+    part_calls = {what: f for calls_ in parts.values() for what, f in calls_.items()}
+    for f in part_calls.values():
+        f()
     times = {key: ([], []) for key in fns}
-    for r in range(repeats):
+    part_times = {what: [] for what in part_calls}
+    for r in range(repeats):             # the parts in the same rounds: under the same load
         log(f"  {name} {np.dtype(dtype).name}: round {r + 1}/{repeats}")
         for key, (fwd, bwd) in fns.items():
             times[key][0].append(timed(fwd))
             times[key][1].append(timed(bwd))
+        for what, f in part_calls.items():
+            part_times[what].append(timed(f))
     loops = None
     if with_loops:                            # one image, scaled by N: the loops are slow
         log(f"  {name}: loops on one image")
@@ -245,18 +252,20 @@ def bench_shape(name, x_shape, kernel, c_out, stride, padding, dtype, repeats, r
     return dict(name=name, dtype=np.dtype(dtype).name, mnk=mnk, dw_way=dw_way,
                 rows=rows, loops=loops,
                 in_out_bytes=x.nbytes + dy.nbytes, work=layer_work(g, x.itemsize), plan=plan,
-                parts=tiles_parts(x, w, dy, g, repeats))
+                parts={direction: {what: statistics.median(part_times[what]) for what in calls_}
+                       for direction, calls_ in parts.items()})
 
 
-def tiles_parts(x, w, dy, g, repeats):
-    """convlib.tiles taken apart: median times of its products (the same GEMM calls, one
-    per block, on column blocks built beforehand) and of the passes it makes besides them
-    (padding, copying column blocks). Their sum, next to tiles' measured time, says what
-    bounds it: the products themselves, or the copies around them."""
+def tiles_parts(x, w, dy, g):
+    """convlib.tiles taken apart: {direction: {part: a call to time}}, its products (the
+    same GEMM calls, one per block, on column blocks built beforehand) and the passes it
+    makes besides them (padding, copying column blocks, summing dy). Timed in the same
+    rounds as the methods, their sum next to tiles' measured time says what bounds it:
+    the products themselves, or the passes around them. {} in the student release."""
     tiles = convlib.tiles
 
     def blocked_product(x_pad, kernel, geometry):
-        """tiles' forward GEMMs for this geometry, on prebuilt blocks: (a timed call, the
+        """tiles' forward GEMMs for this geometry, on prebuilt blocks: (a call, the
         block row ranges, the whole column matrix)."""
         tile = tiles.tile_width(geometry)
         view = tiles.tile_windows(x_pad, geometry, tile)     # (N, H_out, B, KH, T_in, C_in)
@@ -276,23 +285,20 @@ def tiles_parts(x, w, dy, g, repeats):
         padded = pad(x, g)
         product, ranges, cols = blocked_product(padded, w, g)
         dy_tiles = tiles._tile_rows(dy, g, tiles.tile_width(g)).reshape(len(cols), -1)
-        forward = {"product": median_time(product, repeats),
-                   "padding the input": median_time(lambda: pad(x, g), repeats),
-                   "copying the column blocks": median_time(copies(padded, g), repeats)}
+        forward = {"product": product, "padding the input": lambda: pad(x, g),
+                   "copying the column blocks": copies(padded, g)}
         # dw needs x's columns like the forward pass; dx (by phases) copies dy's windows
-        backward = {"dw product": median_time(
-            lambda: sum(dy_tiles[r].T @ cols[r] for r in ranges), repeats),
-            **{key: forward[key] for key in ("padding the input", "copying the column blocks")}}
-        backward["summing dy for db"] = median_time(lambda: tiles._bias_gradient(dy), repeats)
+        backward = {"dw product": lambda: sum(dy_tiles[r].T @ cols[r] for r in ranges),
+                    **{key: forward[key] for key in ("padding the input",
+                                                     "copying the column blocks")},
+                    "summing dy for db": lambda: tiles._bias_gradient(dy)}
         if tiles.dx_by_phases(g):                # col2im's dx is not taken apart here
             phases = [p for _, p in tiles.sub_pixel_phases(dy, w, g) if p is not None]
             products = [blocked_product(*phase)[0] for phase in phases]
-            backward[f"dx products ({len(phases)} phases)"] = median_time(
-                lambda: [p() for p in products], repeats)
-            backward["padding dy"] = median_time(
-                lambda: list(tiles.sub_pixel_phases(dy, w, g)), repeats)
-            backward["copying the phases' column blocks"] = median_time(
-                lambda: [copies(part, pg)() for part, _, pg in phases], repeats)
+            backward[f"dx products ({len(phases)} phases)"] = lambda: [p() for p in products]
+            backward["padding dy"] = lambda: list(tiles.sub_pixel_phases(dy, w, g))
+            backward["copying the phases' column blocks"] = (
+                lambda: [copies(part, pg)() for part, _, pg in phases])
         return {"forward": forward, "backward": backward}
     except NotImplementedError:        # the student release: windows() is an exercise
         return {}
