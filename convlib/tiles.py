@@ -71,8 +71,9 @@ BLOCK_BYTES = 2 << 20  # column block: about an L2 cache (1-2 MiB per core on mo
 
 
 def tile_width(g: ConvGeometry) -> int:
-    """T: output pixels per GEMM row. The smallest with T*C_out >= GEMM_MIN_WIDTH (at most
-    MAX_TILE and W_out), or down to half of it if that divides W_out.
+    """T: output pixels per GEMM row. The widest tile is the smallest T with
+    T*C_out >= GEMM_MIN_WIDTH, capped at MAX_TILE and at W_out; T is the largest width
+    from there down to half of it that divides W_out, or the widest if none does.
 
     Why prefer a divisor: tiles that end exactly at W_out need no zero columns past the
     input, no zero-padded copy of dy and no buffer between a block and its output rows
@@ -198,8 +199,9 @@ def _bias_gradient(dy):
     """db (C_out,): dy summed over N, H_out and W_out.
 
     Summed in two steps, over the rows of a (N*H_out, W_out*C_out) view and then over
-    W_out: NumPy's reduction to a short last axis loops over C_out numbers at a time,
-    which took 3 ms on seed 002's dy (C_out = 10) where this takes 0.5 ms.
+    W_out: NumPy's reduction to a short last axis loops over C_out numbers at a time. On
+    seed 002's dy (C_out = 10) that took 3 ms on the course's 2-core test machine, and
+    this 0.5 ms.
     """
     n, h, w, c = dy.shape
     return dy.reshape(n * h, w * c).sum(axis=0).reshape(w, c).sum(axis=0)
